@@ -1,4 +1,5 @@
-"""Builds the C envs (envs/**/binding.pyx) and maps the top-level folders into
+"""Builds the C envs (envs/**/binding.pyx) and compiled trainer parts
+(trainer/*.pyx), and maps the top-level folders into
 the one package `puffer`: envs/ -> puffer.envs, trainer/ -> puffer.trainer,
 models/ -> puffer.models, configs/ -> puffer.configs."""
 import os
@@ -18,7 +19,7 @@ link_args = ["-fsanitize=address,undefined"] if SANITIZE else []
 
 
 def extensions():
-    for pyx in sorted(glob("envs/**/*.pyx", recursive=True)):
+    for pyx in sorted(glob("envs/**/*.pyx", recursive=True) + glob("trainer/*.pyx")):
         module = "puffer." + os.path.splitext(pyx)[0].replace(os.sep, ".")
         yield Extension(module, [pyx], include_dirs=["envs", os.path.dirname(pyx)],
                         extra_compile_args=compile_args, extra_link_args=link_args)
@@ -36,7 +37,7 @@ setup(
     packages=packages(),
     package_dir=FOLDERS,
     package_data={"puffer.configs": ["*.toml"], "puffer.envs": ["*.h", "*.pxi", "**/*.h"]},
-    ext_modules=cythonize(list(extensions()), include_path=["envs"], language_level=3,
+    ext_modules=cythonize(list(extensions()), include_path=["envs"], language_level=3, nthreads=os.cpu_count() or 1,
                           compiler_directives={"boundscheck": False, "wraparound": False,
                                                "cdivision": True}),
 )

@@ -124,3 +124,436 @@ class PufferEnv:
     def close(self):
         self.c_envs = None
 
+
+
+# --------------------------------------------------------------------------
+# Multiprocessing backend
+# --------------------------------------------------------------------------
+#
+# The parent owns every buffer in shared memory (one `RawArray` per buffer).
+# Worker w runs `cls(num_envs=k, buffers=<rows [w*k, (w+1)*k) of each buffer>)`,
+# so its C envs read actions from and write observations straight into the
+# parent's arrays: nothing is copied, only tiny messages cross the pipes.
+#
+# Protocol, over one duplex Pipe per worker: the parent sends b"s" (step) or a
+# pickled (command, argument) tuple; the worker answers each with b"" (done,
+# nothing to return) or a pickled ("ok", value) / ("error", exception, its
+# formatted traceback). Workers never exit on their own: one that does, died.
+
+import os
+import pickle
+import signal
+import time
+import traceback
+import weakref
+import multiprocessing as mp
+from multiprocessing import connection as mp_connection
+
+_STEP = b"s"
+_DONE = b""
+
+
+def _shared_view(raw, shape, dtype):
+    """A numpy array of `shape` and `dtype` over the shared block `raw`."""
+    count = int(np.prod(shape, dtype=np.int64))
+    return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape)
+
+
+def _error_reply(exc):
+    """The pickled reply carrying `exc`, or a RuntimeError with its text when
+    `exc` does not survive a pickle round trip."""
+    text = "".join(traceback.format_exception(exc))
+    try:
+        payload = pickle.dumps(("error", exc, text))
+        pickle.loads(payload)
+        return payload
+    except Exception:
+        return pickle.dumps(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), text))
+
+
+def _worker_main(index, cls, num_envs, first_env, env_kwargs, raws, specs, conn):
+    """Body of worker `index`: builds its envs over its rows of the shared
+    buffers, then serves commands until told to close or the parent goes away."""
+    # Ctrl-C goes to the whole process group: let the parent handle it and
+    # close the workers, rather than have them die in the middle of a step.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        rows = slice(first_env, first_env + num_envs)
+        buffers = SimpleNamespace(**{name: _shared_view(raws[name], shape, dtype)[rows]
+                                     for name, (shape, dtype) in specs.items()})
+        env = cls(num_envs=num_envs, buffers=buffers, **env_kwargs)
+    except BaseException as exc:
+        conn.send_bytes(_error_reply(exc))
+        # Stay up until the parent closes us (to it, a worker that exits died).
+        try:
+            while conn.recv_bytes() != pickle.dumps(("close", None)):
+                pass
+        except (EOFError, OSError):
+            pass
+        return
+    conn.send_bytes(_DONE)
+    actions = env.actions
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):  # the parent is gone
+            break
+        try:
+            if message == _STEP:
+                env.step(actions)
+                reply = _DONE
+            else:
+                command, argument = pickle.loads(message)
+                if command == "reset":
+                    env.reset(seed=argument, index_offset=first_env)
+                    reply = _DONE
+                elif command == "log":
+                    reply = pickle.dumps(("ok", env.log()))
+                elif command == "close":
+                    break
+                else:
+                    raise RuntimeError(f"unknown command {command!r}")
+        except Exception as exc:
+            reply = _error_reply(exc)
+        try:
+            conn.send_bytes(reply)
+        except (EOFError, OSError):
+            break
+    try:
+        env.close()
+    finally:
+        conn.close()
+
+
+def _shutdown_workers(processes, connections, grace=1.0):
+    """Asks every worker to close, waits up to `grace` seconds, then terminates
+    (and at last kills) those still running. Safe to call more than once."""
+    for conn in connections:
+        try:
+            conn.send_bytes(pickle.dumps(("close", None)))
+        except (OSError, ValueError):
+            pass
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.join(max(0.0, deadline - time.monotonic()))
+        except (AssertionError, ValueError):  # never started, or already closed
+            pass
+    for process in processes:
+        try:
+            if process.is_alive():
+                process.terminate()
+                process.join(grace)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        except (AssertionError, ValueError):
+            pass
+    for conn in connections:
+        conn.close()
+
+
+def _default_num_workers(num_envs):
+    """The largest divisor of `num_envs` that is at most the number of CPUs."""
+    cap = min(os.cpu_count() or 1, num_envs)
+    return max(w for w in range(1, cap + 1) if num_envs % w == 0)
+
+
+def _exit_description(exitcode):
+    if exitcode is None:
+        return "an unknown exit code"
+    if exitcode < 0:
+        try:
+            return f"exit code {exitcode} (killed by {signal.Signals(-exitcode).name})"
+        except ValueError:
+            pass
+    return f"exit code {exitcode}"
+
+
+def _context(start_method):
+    if start_method is None:
+        start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    return mp.get_context(start_method)
+
+
+def _preload_forkserver(ctx, modules):
+    """Has the fork server import `modules` (numpy, gymnasium, the env) once, so
+    each worker it forks starts in milliseconds instead of re-importing them.
+    Only takes effect if the fork server has not started yet; keeps whatever
+    the program asked to preload before (by default '__main__')."""
+    if ctx.get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+    current = list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", None)
+                   or ["__main__"])
+    missing = [m for m in modules if m not in current]
+    if missing:
+        ctx.set_forkserver_preload(current + missing)
+
+
+class Multiprocessing:
+    """`num_envs` envs of class `cls` split evenly over `num_workers` processes.
+
+    Same interface as `PufferEnv` (reset, step, log, close and the buffers,
+    which live in shared memory), plus `send(actions)` / `recv()` to step
+    asynchronously: `send` validates the actions, writes them to the shared
+    actions buffer and returns at once; `recv` waits for every worker and
+    returns what `step` returns. `step(actions)` is `send(actions)` then `recv()`.
+
+    Worker w holds envs [w*k, (w+1)*k), k = num_envs / num_workers, and resets
+    them with index_offset w*k, so a seed gives bit-identical trajectories
+    whatever the number of workers (and the same as the serial backend).
+
+    An exception raised in a worker (a bad option in the env constructor, an
+    out-of-range action caught by the C check) is raised again in the parent,
+    same type and message, with a note naming the worker; the backend stays
+    usable. On such a step error the other workers' envs have stepped (the
+    serial backend steps none), and row indices in the message count from the
+    worker's first env. A worker that dies raises RuntimeError naming it and
+    its exit code, and a worker silent for `timeout` seconds (None: wait
+    forever) raises TimeoutError; both close the backend.
+
+    start_method: "forkserver" by default where available (else "spawn"):
+    workers are forked from a clean server process, not from the caller, so
+    threads and state of a parent that has loaded torch (OpenMP pools, CUDA)
+    are never forked, yet after the first the workers start in milliseconds.
+    "spawn" also works; "fork" is faster still but unsafe with torch loaded.
+    As with spawn, workers import the main module (once, in the fork server),
+    so a script must guard its entry point with `if __name__ == "__main__":`,
+    and `cls` must be importable by name (not defined in a notebook).
+    `timeout` and `start_method` are not reachable through `puffer.make`.
+    """
+
+    def __init__(self, cls, num_envs=1, num_workers=None, env_kwargs=None, timeout=None,
+                 start_method=None):
+        self._closed = True  # until the workers are up; close() is then a no-op
+        self.num_envs = check_num_envs(num_envs)
+        if num_workers is None:
+            num_workers = _default_num_workers(self.num_envs)
+        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) \
+                or num_workers < 1:
+            raise ValueError(f"num_workers must be an integer of at least 1, got {num_workers!r}")
+        num_workers = int(num_workers)
+        if num_workers > self.num_envs:
+            raise ValueError(f"num_workers ({num_workers}) must not exceed num_envs ({self.num_envs})")
+        if self.num_envs % num_workers:
+            raise ValueError(f"num_envs ({self.num_envs}) must be a multiple of num_workers "
+                             f"({num_workers})")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+        env_kwargs = dict(env_kwargs or {})
+        self.num_workers = num_workers
+        self.envs_per_worker = self.num_envs // num_workers
+        self.timeout = timeout
+        self.env_class = cls
+
+        # One env in-process tells the spaces (they may depend on the options)
+        # and raises bad options here, before any process starts.
+        probe = cls(num_envs=1, **env_kwargs)
+        self.single_observation_space = probe.single_observation_space
+        self.single_action_space = probe.single_action_space
+        probe.close()
+        del probe
+
+        ctx = _context(start_method)
+        _preload_forkserver(ctx, ["puffer.vector", cls.__module__])
+        blocks = {}  # id(array) -> its shared block
+
+        def zeros(shape, dtype):
+            nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            raw = ctx.RawArray("b", max(nbytes, 1))  # zero-filled
+            array = _shared_view(raw, shape, dtype)
+            blocks[id(array)] = raw
+            return array
+
+        buffers = allocate_buffers(self.single_observation_space, self.single_action_space,
+                                   self.num_envs, zeros=zeros)
+        specs = buffer_specs(self.single_observation_space, self.single_action_space, self.num_envs)
+        raws = {name: blocks[id(getattr(buffers, name))] for name in specs}
+        for name in specs:
+            setattr(self, name, getattr(buffers, name))
+        self.infos = {"final_observations": self.final_observations}
+
+        self._processes, self._connections = [], []
+        self._finalizer = weakref.finalize(self, _shutdown_workers, self._processes,
+                                           self._connections)
+        self._closed = False
+        self._pending = {}    # worker -> None while a reply is owed
+        self._operation = None
+        try:
+            for w in range(num_workers):
+                parent_end, child_end = ctx.Pipe(duplex=True)
+                process = ctx.Process(
+                    target=_worker_main, name=f"puffer-{cls.__name__}-worker-{w}", daemon=True,
+                    args=(w, cls, self.envs_per_worker, w * self.envs_per_worker, env_kwargs,
+                          raws, specs, child_end))
+                self._connections.append(parent_end)
+                process.start()
+                self._processes.append(process)
+                child_end.close()
+            self._begin("init", range(num_workers))
+            self._finish()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the PufferEnv interface ------------------------------------------
+
+    def reset(self, seed=None):
+        """Resets every env; env i draws from (seed, i) as in the serial backend."""
+        self._check_idle("reset")
+        if seed is None:
+            seed = secrets.randbits(63)
+        if not isinstance(seed, (int, np.integer)) or seed < 0:  # as PufferEnv.reset
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self._broadcast(pickle.dumps(("reset", int(seed))), "reset")
+        self._finish()
+        return self.observations, self.infos
+
+    def step(self, actions):
+        """send(actions), then recv()."""
+        self.send(actions)
+        return self.recv()
+
+    def send(self, actions):
+        """Validates `actions`, writes them into the shared actions buffer
+        (unless they are that buffer) and starts every worker stepping."""
+        self._check_idle("send")
+        if actions is not self.actions:
+            PufferEnv.write_actions(self, actions)
+        self._broadcast(_STEP, "step")
+
+    def recv(self):
+        """Waits for the step started by `send` to finish on every worker."""
+        self._check_open()
+        if self._operation != "step":
+            raise RuntimeError("recv() called without a pending send()")
+        self._finish()
+        return self.observations, self.rewards, self.terminals, self.truncations, self.infos
+
+    def log(self):
+        """The workers' episode means merged, weighted by their episode counts:
+        the keys of PufferEnv.log, {} when no episode finished since the last call."""
+        self._check_idle("log")
+        self._broadcast(pickle.dumps(("log", None)), "log")
+        logs = [entry for entry in self._finish() if entry]
+        episodes = sum(entry["episodes"] for entry in logs)
+        if not episodes:
+            return {}
+        merged = {key: sum(entry[key] * entry["episodes"] for entry in logs) / episodes
+                  for key in logs[0] if key != "episodes"}
+        merged["episodes"] = int(episodes)
+        return merged
+
+    def close(self):
+        """Stops and joins the workers and drops the shared buffers (their
+        memory is freed once no array you kept refers to it). Idempotent."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        self._pending = {}
+        self._operation = None
+        self._finalizer()
+        for name in ("observations", "actions", "rewards", "terminals", "truncations",
+                     "final_observations"):
+            setattr(self, name, None)
+        self.infos = {}
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _check_open(self):
+        if self._closed:
+            raise RuntimeError("this Multiprocessing env is closed")
+
+    def _check_idle(self, what):
+        self._check_open()
+        if self._operation == "step":
+            raise RuntimeError(f"cannot {what}() while a step is pending: call recv() first")
+        if self._operation is not None:
+            # A reset or log cut short by an interrupt (Ctrl-C): finish it first.
+            self._finish()
+
+    def _begin(self, operation, workers):
+        self._operation = operation
+        self._pending = {w: None for w in workers}
+        self._replies = [None] * self.num_workers
+        self._errors = []
+
+    def _broadcast(self, message, operation):
+        self._begin(operation, ())
+        for w, conn in enumerate(self._connections):
+            try:
+                conn.send_bytes(message)
+            except OSError:
+                pass  # the worker is gone: _finish finds it and says how it ended
+            self._pending[w] = None
+
+    def _finish(self):
+        """Collects the pending replies; raises the first worker error once all
+        have answered, or RuntimeError / TimeoutError if a worker dies / hangs.
+        An interrupt (Ctrl-C) leaves the rest pending for the next call."""
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        conn_worker = {conn: w for w, conn in enumerate(self._connections)}
+        sentinel_worker = {process.sentinel: w for w, process in enumerate(self._processes)}
+        while self._pending:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            waiting = [self._connections[w] for w in self._pending]
+            ready = mp_connection.wait(waiting + list(sentinel_worker), remaining)
+            if not ready:
+                self._fail(TimeoutError, f"no reply within {self.timeout} s from multiprocessing "
+                           f"worker(s) {sorted(self._pending)} during {self._operation}")
+            for obj in ready:
+                if obj not in conn_worker:
+                    continue  # a sentinel: dealt with below, after the readable pipes
+                w = conn_worker[obj]
+                try:
+                    data = obj.recv_bytes()
+                except (EOFError, OSError):
+                    self._fail_dead(w)
+                del self._pending[w]
+                if data != _DONE:
+                    status, value, *remote_traceback = pickle.loads(data)
+                    if status == "ok":
+                        self._replies[w] = value
+                    else:
+                        self._errors.append((w, value, remote_traceback[0]))
+            for obj in ready:
+                if obj in sentinel_worker:
+                    self._fail_dead(sentinel_worker[obj])
+        self._operation = None
+        if self._errors:
+            self._errors.sort(key=lambda error: error[0])
+            w, exc, remote_traceback = self._errors[0]
+            first = w * self.envs_per_worker
+            exc.add_note(f"raised in multiprocessing worker {w} (envs {first}:"
+                         f"{first + self.envs_per_worker}):\n{remote_traceback.rstrip()}")
+            if len(self._errors) > 1:
+                exc.add_note(f"{len(self._errors) - 1} other worker(s) raised too")
+            self._errors = []
+            raise exc
+        return self._replies
+
+    def _fail_dead(self, w):
+        process = self._processes[w]
+        process.join(1.0)
+        first = w * self.envs_per_worker
+        self._fail(RuntimeError, f"multiprocessing worker {w} (pid {process.pid}, envs {first}:"
+                   f"{first + self.envs_per_worker}) died with {_exit_description(process.exitcode)}"
+                   f" during {self._operation} (its traceback, if it printed one, is on stderr);"
+                   f" the env is closed")
+
+    def _fail(self, exc_type, message):
+        self.close()
+        raise exc_type(message)

@@ -1,0 +1,3 @@
+from puffer.cli import main
+
+main()

@@ -1,0 +1,300 @@
+"""`puffer bench`: env-only steps per second through the Python API.
+
+`bench_env` times a puffer env; `bench_reference` times a reference
+implementation of the same env (Gymnasium, EnvPool, or the numpy CartPole
+below) the same way: make it, reset, pre-draw a pool of random valid action
+batches, warm up, then step through the pool until the time is up, reading the
+clock only every few steps. SPS = env steps / elapsed seconds. Everything runs
+in this one process, pinned to one core where the OS allows it.
+
+`main_bench` runs puffer plus the requested references, prints a table and
+returns the results; `puffer/cli.py` wires argparse to it.
+"""
+import math
+import os
+import time
+from contextlib import contextmanager
+
+import numpy as np
+from gymnasium import spaces
+
+import puffer
+
+# Env name -> reference implementation -> the id that implementation knows the
+# equivalent env by. `--compare X` is valid for an env only if X is listed here.
+REFERENCES = {
+    "cartpole": {"gymnasium": "CartPole-v1", "envpool": "CartPole-v1", "numpy": "NumpyCartPole"},
+    "lunar_lander": {"gymnasium": "LunarLander-v3", "envpool": "LunarLander-v3"},
+}
+IMPLS = ("gymnasium", "envpool", "numpy")
+
+# Gymnasium's SyncVectorEnv steps its envs one by one in Python: a few
+# thousand of them would take minutes to make and give the same per-env SPS.
+GYMNASIUM_DEFAULT_MAX_ENVS = 64
+POOL_SIZE = 64          # pre-drawn action batches, stepped through cyclically
+CHECK_INTERVAL = 0.005  # seconds between clock reads in the timed loop (calibrated in warm-up)
+
+
+class NumpyCartPole:
+    """Gymnasium CartPole-v1 (euler integrator, 500-step limit) vectorized over
+    `num_envs` with numpy in float32; like the C envs it auto-resets in the same
+    step and keeps the last observation of a finished episode in
+    `final_observations`. The numpy baseline that the C cartpole is measured against."""
+
+    gravity, masscart, masspole, length, force_mag, tau = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
+    total_mass, polemass_length = masspole + masscart, masspole * length
+    x_threshold, theta_threshold, max_steps = 2.4, 12 * 2 * math.pi / 360, 500
+    high = np.array([2 * x_threshold, np.inf, 2 * theta_threshold, np.inf], np.float32)
+    single_observation_space = spaces.Box(-high, high, dtype=np.float32)
+    single_action_space = spaces.Discrete(2, dtype=np.int32)
+
+    def __init__(self, num_envs=1, seed=None):
+        self.num_envs = num_envs
+        self.rng = np.random.default_rng(seed)
+        self.state = np.zeros((4, num_envs), np.float32)  # rows x, x_dot, theta, theta_dot
+        self.steps = np.zeros(num_envs, np.int32)
+        self.observations = np.zeros((num_envs, 4), np.float32)
+        self.final_observations = np.zeros((num_envs, 4), np.float32)
+        self.rewards = np.ones(num_envs, np.float32)
+        self.infos = {"final_observations": self.final_observations}
+
+    def reset(self, seed=None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.state[:] = self.rng.uniform(-0.05, 0.05, self.state.shape)
+        self.steps[:] = 0
+        self.observations[:] = self.state.T
+        return self.observations, self.infos
+
+    def step(self, actions):
+        x, x_dot, theta, theta_dot = self.state
+        force = np.where(np.asarray(actions) == 1, np.float32(self.force_mag), np.float32(-self.force_mag))
+        cos, sin = np.cos(theta), np.sin(theta)
+        temp = (force + self.polemass_length * theta_dot * theta_dot * sin) / self.total_mass
+        thetaacc = (self.gravity * sin - cos * temp) / (
+            self.length * (4.0 / 3.0 - self.masspole * cos * cos / self.total_mass))
+        xacc = temp - self.polemass_length * thetaacc * cos / self.total_mass
+        self.state = state = np.stack((x + self.tau * x_dot, x_dot + self.tau * xacc,
+                                       theta + self.tau * theta_dot, theta_dot + self.tau * thetaacc))
+        self.steps += 1
+        terminals = (np.abs(state[0]) > self.x_threshold) | (np.abs(state[2]) > self.theta_threshold)
+        truncations = ~terminals & (self.steps >= self.max_steps)
+        self.observations[:] = state.T
+        done = terminals | truncations
+        if done.any():
+            self.final_observations[done] = self.observations[done]
+            state[:, done] = self.rng.uniform(-0.05, 0.05, (4, int(done.sum())))
+            self.steps[done] = 0
+            self.observations[done] = state[:, done].T
+        return self.observations, self.rewards, terminals, truncations, self.infos
+
+    def close(self):
+        pass
+
+
+@contextmanager
+def pinned_to_one_core(enabled=True):
+    """Pins this thread (and the threads it starts) to one of the CPUs it may
+    run on, restoring the old set on exit. Yields the CPU, or None where
+    pinning is off or not possible."""
+    before = None
+    if enabled and hasattr(os, "sched_setaffinity"):
+        try:
+            before = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {min(before)})
+        except OSError:
+            before = None
+    try:
+        yield min(before) if before else None
+    finally:
+        if before:
+            os.sched_setaffinity(0, before)
+
+
+def action_pool(action_space, num_envs, size=POOL_SIZE, seed=0):
+    """`size` random valid action batches of shape (num_envs, *action_shape):
+    int32 for Discrete, float32 for Box (infinite bounds drawn from [-1, 1])."""
+    rng = np.random.default_rng(seed)
+    if isinstance(action_space, spaces.Discrete):
+        start, n = int(action_space.start), int(action_space.n)
+        pool = rng.integers(start, start + n, (size, num_envs), dtype=np.int32)
+    elif isinstance(action_space, spaces.Box):
+        low = np.where(np.isfinite(action_space.low), action_space.low, -1.0)
+        high = np.where(np.isfinite(action_space.high), action_space.high, 1.0)
+        pool = rng.uniform(low, high, (size, num_envs, *action_space.shape)).astype(np.float32)
+    else:
+        raise TypeError(f"bench supports Discrete and Box action spaces, got {action_space}")
+    return list(pool)  # a list of contiguous batches: indexing it costs nothing
+
+
+def time_steps(step, pool, seconds, warmup=None):
+    """Calls step(pool[i % len(pool)]) for `seconds` after a warm-up; returns
+    (batches stepped, elapsed seconds). The warm-up also calibrates how many
+    steps run between clock reads (about CHECK_INTERVAL seconds' worth)."""
+    if seconds <= 0:
+        raise ValueError(f"seconds must be positive, got {seconds!r}")
+    if warmup is None:
+        warmup = min(0.5, max(0.05, 0.1 * seconds))
+    size, i = len(pool), 0
+    start = time.perf_counter()
+    while True:
+        step(pool[i % size])
+        i += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= warmup:
+            break
+    per_check = max(1, min(1024, int(CHECK_INTERVAL / (elapsed / i))))
+    steps = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for j in range(steps, steps + per_check):
+            step(pool[j % size])
+        steps += per_check
+        now = time.perf_counter()
+        if now >= deadline:
+            return steps, now - start
+
+
+def _result(env, impl, ref_id, num_envs, steps=0, elapsed=0.0, note=""):
+    return {"env": env, "impl": impl, "id": ref_id, "num_envs": num_envs, "steps": steps,
+            "env_steps": steps * num_envs, "seconds": elapsed,
+            "sps": steps * num_envs / elapsed if steps else None, "note": note}
+
+
+def bench_env(name, num_envs=4096, seconds=3.0, pin=True, **env_kwargs):
+    """Env-only SPS of puffer env `name` with `num_envs` envs in one process.
+    Returns a dict: env, impl ("puffer"), id, num_envs, steps (batched steps),
+    env_steps, seconds (elapsed), sps, note."""
+    with pinned_to_one_core(pin):
+        env = puffer.make(name, num_envs=num_envs, **env_kwargs)
+        try:
+            env.reset(seed=0)
+            pool = action_pool(env.single_action_space, num_envs)
+            steps, elapsed = time_steps(env.step, pool, seconds)
+        finally:
+            env.close()
+    note = f"options {env_kwargs}" if env_kwargs else ""
+    return _result(name, "puffer", puffer.ENVS[name].split(":")[1], num_envs, steps, elapsed, note)
+
+
+def check_compare(name, compare):
+    """The distinct compare targets in `compare`, in order; a ValueError if one
+    is unknown or has no reference implementation for env `name`."""
+    targets = list(dict.fromkeys(compare or ()))
+    for impl in targets:
+        if impl not in IMPLS:
+            raise ValueError(f"unknown compare target {impl!r}; choose from {', '.join(IMPLS)}")
+        refs = REFERENCES.get(name, {})
+        if impl not in refs:
+            if not refs:
+                have = ", ".join(f"{env} ({', '.join(r)})" for env, r in REFERENCES.items())
+                raise ValueError(f"{name} has no reference implementations to compare with; "
+                                 f"envs that have them: {have}")
+            raise ValueError(f"no {impl} reference for {name}; references for {name}: {', '.join(refs)}")
+    return targets
+
+
+def _make_reference(impl, ref_id, num_envs):
+    """(env, single action space) for a reference; ImportError where its
+    package is not installed or not usable here."""
+    if impl == "numpy":
+        return NumpyCartPole(num_envs, seed=0), NumpyCartPole.single_action_space
+    if impl == "gymnasium":
+        import gymnasium
+        try:
+            env = gymnasium.make_vec(ref_id, num_envs=num_envs, vectorization_mode="sync")
+        except gymnasium.error.DependencyNotInstalled as e:
+            raise ImportError(f"gymnasium cannot make {ref_id}: {e}") from e
+        return env, env.single_action_space
+    if impl == "envpool":
+        try:
+            import envpool
+        except Exception as e:  # not installed, or built against another numpy
+            raise ImportError(f"envpool is not installed or not usable here "
+                              f"({type(e).__name__}: {e}); try `pip install envpool`") from e
+        try:
+            env = envpool.make(ref_id, env_type="gymnasium", num_envs=num_envs,
+                               batch_size=num_envs, num_threads=1)
+        except Exception as e:
+            raise ImportError(f"envpool is installed but cannot make {ref_id} "
+                              f"({type(e).__name__}: {e})") from e
+        return env, env.action_space
+    raise ValueError(f"unknown reference implementation {impl!r}")
+
+
+def bench_reference(name, impl, num_envs=4096, seconds=3.0, pin=True):
+    """SPS of reference `impl` ("gymnasium", "envpool", "numpy") of puffer env
+    `name`, timed like `bench_env`; a result with sps None and the reason in
+    `note` where the reference's package is missing or unusable."""
+    check_compare(name, [impl])
+    ref_id = REFERENCES[name][impl]
+    with pinned_to_one_core(pin):
+        try:
+            env, action_space = _make_reference(impl, ref_id, num_envs)
+        except ImportError as e:
+            return _result(name, impl, ref_id, num_envs, note=str(e))
+        try:
+            env.reset(seed=0)
+            pool = action_pool(action_space, num_envs)
+            steps, elapsed = time_steps(env.step, pool, seconds)
+        finally:
+            env.close()
+    return _result(name, impl, ref_id, num_envs, steps, elapsed)
+
+
+def format_table(results):
+    """A plain aligned text table of results: env, impl, num_envs, SPS and the
+    puffer speedup (puffer SPS / this row's SPS, for the same env)."""
+    puffer_sps = {r["env"]: r["sps"] for r in results if r["impl"] == "puffer" and r["sps"]}
+    header = ("env", "impl", "id", "num_envs", "SPS", "puffer speedup")
+    rows = []
+    for r in results:
+        base = puffer_sps.get(r["env"])
+        rows.append((r["env"], r["impl"], r["id"], f"{r['num_envs']:,}",
+                     f"{r['sps']:,.0f}" if r["sps"] else "n/a",
+                     f"{base / r['sps']:.2f}x" if base and r["sps"] else "-"))
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    right = {3, 4, 5}
+
+    def line(row):
+        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def main_bench(name, num_envs=4096, seconds=3.0, compare=(), env_kwargs=None,
+               gymnasium_num_envs=None, pin=True, print_fn=print):
+    """Benchmarks puffer env `name` and the references in `compare`, prints
+    the table (and notes) with `print_fn`, and returns the list of results,
+    each with `puffer_speedup` (None where not measured). Gymnasium runs
+    min(num_envs, 64) envs unless `gymnasium_num_envs` says otherwise."""
+    env_kwargs = dict(env_kwargs or {})
+    puffer.env_class(name)  # a clear error for an unknown env before any work
+    targets = check_compare(name, compare)
+    notes = []
+    with pinned_to_one_core(pin) as cpu:
+        print_fn(f"puffer bench {name}: {seconds:g} s per implementation, single process, "
+                 + (f"pinned to CPU {cpu}" if cpu is not None else "not pinned"))
+        results = [bench_env(name, num_envs, seconds, pin=pin, **env_kwargs)]
+        for impl in targets:
+            n = num_envs
+            if impl == "gymnasium":
+                if gymnasium_num_envs is not None:
+                    n = gymnasium_num_envs
+                elif num_envs > GYMNASIUM_DEFAULT_MAX_ENVS:
+                    n = GYMNASIUM_DEFAULT_MAX_ENVS
+                    notes.append(f"gymnasium ran {n} envs, not {num_envs:,}: its sync vector env steps "
+                                 f"envs one by one in Python, so more envs only take longer to make")
+            results.append(bench_reference(name, impl, n, seconds, pin=pin))
+    base = results[0]["sps"]
+    for r in results:
+        r["puffer_speedup"] = base / r["sps"] if base and r["sps"] else None
+        if r["sps"] is None:
+            notes.append(f"{r['impl']} skipped: {r['note']}")
+    if targets and env_kwargs:
+        notes.append(f"references run with their default settings; options {env_kwargs} apply to puffer only")
+    print_fn(format_table(results))
+    for note in notes:
+        print_fn(f"note: {note}")
+    return results

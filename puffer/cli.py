@@ -1,0 +1,151 @@
+"""The `puffer` command: train, eval, list, bench."""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import puffer
+from puffer.config import load_config, read_toml
+
+COMMANDS = {
+    "train": "train a policy with PPO: puffer train ENV [--section.key value ...]",
+    "eval": "run a checkpoint's policy and print mean return, length and score",
+    "list": "the environments with their observation and action spaces",
+    "bench": "env-only steps per second, optionally against reference implementations",
+}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print("usage: puffer COMMAND ...\n\ncommands:")
+        for name, text in COMMANDS.items():
+            print(f"  {name:6}  {text}")
+        if argv and argv[0] not in ("-h", "--help"):
+            sys.exit(f"\nunknown command {argv[0]!r}")
+        return
+    try:
+        globals()[f"cmd_{argv[0]}"](argv[1:])
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        sys.exit(f"puffer {argv[0]}: error: {message}")
+
+
+def env_name_arg(parser):
+    parser.add_argument("env", help=f"one of: {', '.join(puffer.ENVS)}")
+
+
+def cmd_train(argv):
+    parser = argparse.ArgumentParser(
+        prog="puffer train", allow_abbrev=False,
+        description="Train with PPO. Any config key can be overridden as --section.key value; "
+                    "the keys and their values for ENV are listed below.")
+    parser.add_argument("env", nargs="?", help=f"one of: {', '.join(puffer.ENVS)}")
+    parser.add_argument("--seed", type=int, help="train.seed")
+    parser.add_argument("--device", help="train.device: cpu, cuda, cuda:N")
+    parser.add_argument("--total-steps", type=int, help="train.total_steps")
+    parser.add_argument("--run-dir", help="where to write config, metrics and checkpoints "
+                                          "(default runs/ENV-TIME)")
+    parser.add_argument("--resume", metavar="PATH", help="continue from a checkpoint or run directory")
+    args, rest = parser.parse_known_args(argv)
+    help_asked = "-h" in argv or "--help" in argv
+    if args.env is None or help_asked:
+        parser.print_help()
+        config = load_config(args.env) if args.env else {**read_toml("defaults"), "env": {}}
+        print(f"\nconfig keys{' of ' + args.env if args.env else ' (defaults; name an ENV for its own)'}:")
+        for section, values in config.items():
+            for key, value in values.items():
+                print(f"  --{section}.{key} {value!r}")
+        return
+    overrides = parse_overrides(rest)
+    for key, value in (("seed", args.seed), ("device", args.device), ("total_steps", args.total_steps)):
+        if value is not None:
+            overrides[f"train.{key}"] = value
+    resume = None
+    if args.resume:
+        from puffer.trainer.checkpoint import load_checkpoint
+        resume = Path(args.resume)
+        saved = load_checkpoint(resume)
+        if saved["env_name"] != args.env:
+            raise ValueError(f"checkpoint {resume} is for {saved['env_name']!r}, not {args.env!r}")
+        config = saved["config"]
+        for dotted, value in overrides.items():
+            section, key = dotted.split(".", 1)
+            config[section][key] = value
+        run_dir = Path(args.run_dir) if args.run_dir else (resume if resume.is_dir() else resume.parent)
+    else:
+        config = load_config(args.env, overrides)
+        run_dir = Path(args.run_dir or f"runs/{args.env}-{time.strftime('%Y%m%d-%H%M%S')}")
+    from puffer.trainer.ppo import train
+    summary = train(args.env, config, run_dir, resume=resume)
+    print(f"\ntrained {summary['env_name']}: {summary['global_step']:,} steps in {summary['wall_time']:.1f} s "
+          f"({summary['sps']:,.0f} steps/s)")
+    print(f"  episode return {fmt(summary['episode_return'])} (last 100: {fmt(summary['mean_return_100'])}), "
+          f"score {fmt(summary['score'])}")
+    print(f"  checkpoint: {summary['checkpoint']}")
+
+
+def fmt(value):
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def parse_overrides(rest):
+    """["--train.seed", "3", "--env.hard=true"] -> {"train.seed": "3", "env.hard": "true"}."""
+    overrides = {}
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if not arg.startswith("--") or "." not in arg:
+            raise ValueError(f"unexpected argument {arg!r}: overrides look like --section.key value")
+        if "=" in arg:
+            key, value = arg[2:].split("=", 1)
+            i += 1
+        elif i + 1 < len(rest):
+            key, value = arg[2:], rest[i + 1]
+            i += 2
+        else:
+            raise ValueError(f"{arg} needs a value")
+        overrides[key] = value
+    return overrides
+
+
+def cmd_eval(argv):
+    parser = argparse.ArgumentParser(prog="puffer eval", allow_abbrev=False)
+    env_name_arg(parser)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--sample", action="store_true", help="sample actions instead of taking the most likely")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    from puffer.trainer.evaluate import evaluate
+    result = evaluate(args.env, args.checkpoint, episodes=args.episodes, deterministic=not args.sample,
+                      seed=args.seed, device=args.device)
+    print(f"{args.env}: {result['episodes']} episodes ({'sampled' if args.sample else 'greedy'}): "
+          f"mean return {result['mean_return']:.3f} ± {result['std_return']:.3f}, "
+          f"mean length {result['mean_length']:.1f}, score {fmt(result['score'])}")
+
+
+def cmd_list(argv):
+    argparse.ArgumentParser(prog="puffer list").parse_args(argv)
+    print(f"{'env':20} {'observation space':40} action space")
+    for name in puffer.ENVS:
+        env = puffer.make(name)
+        print(f"{name:20} {str(env.single_observation_space):40} {env.single_action_space}")
+        env.close()
+
+
+def cmd_bench(argv):
+    parser = argparse.ArgumentParser(prog="puffer bench", allow_abbrev=False)
+    env_name_arg(parser)
+    parser.add_argument("--num-envs", type=int, default=4096)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--compare", action="append", default=[],
+                        help="a reference to measure in the same run: gymnasium, envpool, numpy")
+    args = parser.parse_args(argv)
+    from puffer.bench import main_bench
+    main_bench(args.env, args.num_envs, args.seconds, args.compare)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""PPO with GAE, in the CleanRL style: one file, every step of the algorithm in
+order. Collect a rollout of `horizon` steps from every env, compute advantages
+with GAE, then run several epochs of clipped policy-gradient updates over
+minibatches of it; repeat.
+
+The data path: the env writes observations, rewards and dones into numpy
+buffers it owns; `torch.from_numpy` views them without a copy. On CUDA those
+same buffers are page-locked in place (cudaHostRegister), so each step's
+observations go to the GPU with one non-blocking copy and the actions come
+back with one copy into the env's action buffer. On the CPU the same code
+copies nothing but the rollout storage itself. All rollout storage is
+allocated once, before the loop.
+"""
+import json
+import random
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import puffer
+from puffer.config import as_namespace
+from puffer.models import make_policy
+from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from puffer.trainer.dashboard import Dashboard
+from puffer.trainer.gae import compute_gae
+
+
+def host_tensor(array, device):
+    """A torch view of a numpy buffer. On CUDA its memory is page-locked in
+    place so that copies to and from the GPU can be asynchronous."""
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        torch.cuda.cudart().cudaHostRegister(tensor.data_ptr(), tensor.numel() * tensor.element_size(), 0)
+    return tensor
+
+
+def make_env(env_name, config):
+    vec = config["vec"]
+    if vec["backend"] == "multiprocessing":
+        return puffer.make(env_name, num_envs=vec["num_envs"], backend="multiprocessing",
+                           num_workers=vec["num_workers"] or None, **config["env"])
+    return puffer.make(env_name, num_envs=vec["num_envs"], backend=vec["backend"], **config["env"])
+
+
+def train(env_name, config, run_dir, resume=None, live=None):
+    """Trains a policy on `env_name` with `config` (see puffer.config), writing
+    config.json, metrics.jsonl and checkpoint.pt into `run_dir`. `resume`: a
+    checkpoint (or run directory) to continue from. Returns a summary dict."""
+    args = as_namespace(config).train
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps({"env_name": env_name, **config}, indent=2))
+    torch.set_num_threads(args.torch_threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {args.device!r} asked for, but CUDA is not available here")
+
+    env = make_env(env_name, config)
+    num_envs, horizon = env.num_envs, args.horizon
+    batch_size = num_envs * horizon
+    policy = make_policy(config["policy"], env.single_observation_space, env.single_action_space).to(device)
+    split = num_envs if policy.is_recurrent else batch_size  # recurrent minibatches hold whole env sequences
+    if args.num_minibatches < 1 or split % args.num_minibatches:
+        raise ValueError(f"train.num_minibatches ({args.num_minibatches}) must divide "
+                         f"{'vec.num_envs' if policy.is_recurrent else 'num_envs * horizon'} ({split})")
+    minibatch_size = split // args.num_minibatches
+    num_updates = max(1, -(-args.total_steps // batch_size))
+    optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, eps=1e-5)
+
+    global_step, update, wall_time = 0, 0, 0.0
+    if resume is not None:
+        state = load_checkpoint(resume, device)
+        policy.load_state_dict(state["policy"])
+        optimizer.load_state_dict(state["optimizer"])
+        global_step, update, wall_time = state["global_step"], state["update"], state["wall_time"]
+        torch.set_rng_state(state["torch_rng"])
+
+    # Rollout storage, allocated once: [horizon, num_envs, ...].
+    obs_space, act_space = env.single_observation_space, env.single_action_space
+    obs = torch.zeros((horizon, num_envs, *obs_space.shape), dtype=torch.from_numpy(env.observations).dtype, device=device)
+    actions = torch.zeros((horizon, num_envs, *act_space.shape), dtype=torch.from_numpy(env.actions).dtype, device=device)
+    logprobs = torch.zeros((horizon, num_envs), device=device)
+    values = torch.zeros((horizon, num_envs), device=device)
+    starts = torch.zeros((horizon, num_envs), device=device)  # 1 where obs[t] begins an episode
+    rewards = np.zeros((horizon, num_envs), np.float32)        # host side: written by the env, read by GAE
+    dones = np.zeros((horizon, num_envs), np.uint8)
+    bootstraps = np.zeros((horizon, num_envs), np.float32)     # gamma * V(final obs) on truncated steps
+    advantages = np.zeros((horizon, num_envs), np.float32)
+    values_host = np.zeros((horizon, num_envs), np.float32)
+
+    env_obs = host_tensor(env.observations, device)
+    env_actions = host_tensor(env.actions, device)
+    env.reset(seed=args.seed + update)
+    next_starts = torch.ones(num_envs, device=device)
+    state = policy.initial_state(num_envs, device) if policy.is_recurrent else None
+    episode_returns = np.zeros(num_envs, np.float64)
+    recent_returns = deque(maxlen=100)
+    env_log = {}
+    timing = dict.fromkeys(("env", "inference", "copies", "learning"), 0.0)
+    dashboard = Dashboard(f"puffer train {env_name}", run_dir / "metrics.jsonl", live=live)
+    metrics = {}
+    last_shown = 0.0
+    start = time.perf_counter() - wall_time
+    try:
+        while update < num_updates:
+            update += 1
+            if args.anneal_lr:
+                optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (update - 1) / num_updates)
+
+            # 1. Rollout: step every env `horizon` times with the current policy.
+            rollout_state = state
+            with torch.inference_mode():
+                for t in range(horizon):
+                    t0 = time.perf_counter()
+                    obs[t].copy_(env_obs, non_blocking=True)
+                    starts[t] = next_starts
+                    t1 = time.perf_counter()
+                    params, value, state = policy(obs[t], state, next_starts)
+                    action, logprob = policy.head.sample(params)
+                    actions[t], logprobs[t], values[t] = action, logprob, value
+                    t2 = time.perf_counter()
+                    env_actions.copy_(action)
+                    t3 = time.perf_counter()
+                    env.step(env.actions)
+                    t4 = time.perf_counter()
+                    rewards[t] = env.rewards
+                    np.logical_or(env.terminals, env.truncations, out=dones[t], casting="unsafe")
+                    next_starts = torch.from_numpy(dones[t]).to(device, non_blocking=True).float()
+                    bootstraps[t] = 0.0
+                    if env.truncations.any():
+                        # A cut-off episode still has a future: bootstrap it from
+                        # the value of its last observation (not of the next
+                        # episode's first, which is what the env now shows).
+                        cut = np.flatnonzero(env.truncations)
+                        final = torch.from_numpy(env.final_observations[cut]).to(device)
+                        cut_state = None if state is None else tuple(s[cut] for s in state)
+                        final_value = policy(final, cut_state, torch.zeros(len(cut), device=device))[1]
+                        bootstraps[t, cut] = args.gamma * final_value.cpu().numpy()
+                    t5 = time.perf_counter()
+                    timing["copies"] += (t1 - t0) + (t3 - t2)
+                    timing["inference"] += (t2 - t1) + (t5 - t4)
+                    timing["env"] += t4 - t3
+                global_step += batch_size
+                next_value = policy(env_obs.to(device), state, next_starts)[1]
+
+            # 2. Advantages by GAE (compiled), returns as their targets.
+            tick = time.perf_counter()
+            values_host[:] = values.cpu().numpy()
+            compute_gae(rewards + bootstraps, values_host, dones, next_value.cpu().numpy(),
+                        args.gamma, args.gae_lambda, advantages)
+            b_advantages = torch.from_numpy(advantages).to(device)
+            b_returns = b_advantages + values
+
+            # 3. Learning: epochs of clipped PPO over shuffled minibatches.
+            stats = []
+            for epoch in range(args.update_epochs):
+                for index in torch.randperm(split, device=device).split(minibatch_size):
+                    def mb(tensor):
+                        return minibatch(tensor, index, policy.is_recurrent)
+                    if policy.is_recurrent:  # whole sequences of the chosen envs, from the rollout's start state
+                        params, new_value, _ = policy.forward_sequence(
+                            mb(obs), tuple(s[index] for s in rollout_state), mb(starts))
+                    else:
+                        params, new_value, _ = policy(mb(obs), None, None)
+                    new_logprob, entropy = policy.head.log_prob_entropy(params, mb(actions))
+                    log_ratio = new_logprob - mb(logprobs)
+                    ratio = log_ratio.exp()
+                    mb_advantages = mb(b_advantages)
+                    if args.norm_adv:
+                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                    policy_loss = torch.max(-mb_advantages * ratio,
+                                            -mb_advantages * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).mean()
+                    mb_returns, mb_values = mb(b_returns), mb(values)
+                    value_loss = (new_value - mb_returns) ** 2
+                    if args.clip_vloss:
+                        clipped = mb_values + (new_value - mb_values).clamp(-args.clip_coef, args.clip_coef)
+                        value_loss = torch.max(value_loss, (clipped - mb_returns) ** 2)
+                    value_loss = 0.5 * value_loss.mean()
+                    entropy = entropy.mean()
+                    loss = policy_loss - args.ent_coef * entropy + args.vf_coef * value_loss
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                    with torch.no_grad():
+                        approx_kl = ((ratio - 1) - log_ratio).mean()
+                        clip_fraction = ((ratio - 1).abs() > args.clip_coef).float().mean()
+                        stats.append(torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction]))
+                if args.target_kl and approx_kl.item() > args.target_kl:
+                    break
+            timing["learning"] += time.perf_counter() - tick
+
+            # 4. Record: episode statistics, losses, speed and where time went.
+            for t in range(horizon):
+                episode_returns += rewards[t]
+                ended = dones[t].astype(bool)
+                if ended.any():
+                    recent_returns.extend(episode_returns[ended])
+                    episode_returns[ended] = 0.0
+            env_log = env.log() or env_log
+            wall_time = time.perf_counter() - start
+            losses = torch.stack(stats).mean(0).tolist()
+            returns_np, values_np = b_returns.flatten().cpu().numpy(), values_host.flatten()
+            var_returns = returns_np.var()
+            metrics = {
+                "update": update, "global_step": global_step, "wall_time": wall_time,
+                "sps": global_step / max(wall_time, 1e-9),
+                **env_log,
+                "mean_return_100": float(np.mean(recent_returns)) if recent_returns else None,
+                **dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), losses)),
+                "explained_variance": float(1 - (returns_np - values_np).var() / var_returns) if var_returns > 0 else None,
+                "learning_rate": optimizer.param_groups[0]["lr"],
+                **{k: v / max(sum(timing.values()), 1e-9) for k, v in timing.items()},
+            }
+            dashboard.write(metrics)
+            if wall_time - last_shown >= args.log_interval or update == num_updates:
+                dashboard.show(metrics)
+                last_shown = wall_time
+            if update % args.checkpoint_interval == 0:
+                save(run_dir, policy, optimizer, env_name, config, global_step, update, wall_time)
+    except KeyboardInterrupt:
+        dashboard.show(metrics)
+        print("interrupted: saving a final checkpoint")
+    finally:
+        checkpoint = save(run_dir, policy, optimizer, env_name, config, global_step, update,
+                          time.perf_counter() - start)
+        dashboard.close()
+        env.close()
+    return {"env_name": env_name, "global_step": global_step, "wall_time": metrics.get("wall_time", 0.0),
+            "sps": metrics.get("sps", 0.0), "episode_return": metrics.get("episode_return"),
+            "mean_return_100": metrics.get("mean_return_100"), "score": metrics.get("score"),
+            "checkpoint": str(checkpoint), "run_dir": str(run_dir)}
+
+
+def minibatch(tensor, index, recurrent):
+    """A minibatch of a [horizon, num_envs, ...] rollout tensor: whole env
+    columns (sequences) for a recurrent policy, else flat samples."""
+    return tensor[:, index] if recurrent else tensor.flatten(0, 1)[index]
+
+
+def save(run_dir, policy, optimizer, env_name, config, global_step, update, wall_time):
+    path = run_dir / CHECKPOINT_NAME
+    save_checkpoint(path, {
+        "env_name": env_name, "config": config, "policy": policy.state_dict(),
+        "optimizer": optimizer.state_dict(), "global_step": global_step, "update": update,
+        "wall_time": wall_time, "torch_rng": torch.get_rng_state(),
+    })
+    return path
