@@ -5,7 +5,15 @@ from it and step all their C envs in one C loop. The buffers (observations,
 actions, rewards, terminals, truncations, final_observations) belong to the
 Python side; `step` returns those same arrays every time, never copies.
 """
+import multiprocessing as mp
+import os
+import pickle
 import secrets
+import signal
+import time
+import traceback
+import weakref
+from multiprocessing import connection as mp_connection
 from types import SimpleNamespace
 
 import numpy as np
@@ -37,6 +45,19 @@ def check_num_envs(num_envs):
     if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
         raise ValueError(f"num_envs must be an integer of at least 1, got {num_envs!r}")
     return int(num_envs)
+
+
+def check_action_values(action_space, actions):
+    """Raises ValueError for a discrete action outside [0, n) or a continuous
+    one that is not finite: the check the C binding does, in numpy."""
+    if isinstance(action_space, spaces.Discrete):
+        bad = np.flatnonzero((actions < 0) | (actions >= action_space.n))
+        if bad.size:
+            raise ValueError(f"actions[{bad[0]}] = {actions.flat[bad[0]]} is out of range: "
+                             f"expected an integer in [0, {action_space.n})")
+    elif not np.isfinite(actions).all():
+        row = np.flatnonzero(~np.isfinite(actions.reshape(len(actions), -1)).all(axis=1))[0]
+        raise ValueError(f"actions[{row}] = {actions[row]} is not finite")
 
 
 class PufferEnv:
@@ -105,13 +126,8 @@ class PufferEnv:
         if isinstance(self.single_action_space, spaces.Discrete):
             if actions.dtype.kind not in "iu":
                 raise TypeError(f"discrete actions must be integers, got dtype {actions.dtype}")
-            if actions.dtype != np.int32 and actions.size:
-                # Check before the cast: a wide integer could wrap into range.
-                low, high = actions.min(), actions.max()
-                n = self.single_action_space.n
-                if low < 0 or high >= n:
-                    bad = low if low < 0 else high
-                    raise ValueError(f"action {bad} is out of range: expected an integer in [0, {n})")
+            if actions.dtype != np.int32:
+                check_action_values(self.single_action_space, actions)  # before a cast could wrap
         elif actions.dtype.kind != "f":
             raise TypeError(f"continuous actions must be floats, got dtype {actions.dtype}")
         np.copyto(self.actions, actions, casting="unsafe")
@@ -139,15 +155,6 @@ class PufferEnv:
 # pickled (command, argument) tuple; the worker answers each with b"" (done,
 # nothing to return) or a pickled ("ok", value) / ("error", exception, its
 # formatted traceback). Workers never exit on their own: one that does, died.
-
-import os
-import pickle
-import signal
-import time
-import traceback
-import weakref
-import multiprocessing as mp
-from multiprocessing import connection as mp_connection
 
 _STEP = b"s"
 _DONE = b""
@@ -304,12 +311,10 @@ class Multiprocessing:
     them with index_offset w*k, so a seed gives bit-identical trajectories
     whatever the number of workers (and the same as the serial backend).
 
-    An exception raised in a worker (a bad option in the env constructor, an
-    out-of-range action caught by the C check) is raised again in the parent,
-    same type and message, with a note naming the worker; the backend stays
-    usable. On such a step error the other workers' envs have stepped (the
-    serial backend steps none), and row indices in the message count from the
-    worker's first env. A worker that dies raises RuntimeError naming it and
+    Actions are checked in the parent, whole batch, before any worker steps.
+    An exception raised in a worker (a bad option in the env constructor) is
+    raised again in the parent, same type and message, with a note naming the
+    worker; the backend stays usable. A worker that dies raises RuntimeError naming it and
     its exit code, and a worker silent for `timeout` seconds (None: wait
     forever) raises TimeoutError; both close the backend.
 
@@ -421,6 +426,8 @@ class Multiprocessing:
         self._check_idle("send")
         if actions is not self.actions:
             PufferEnv.write_actions(self, actions)
+        # All of the batch is checked before any worker steps, as in PufferEnv.
+        check_action_values(self.single_action_space, self.actions)
         self._broadcast(_STEP, "step")
 
     def recv(self):
