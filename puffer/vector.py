@@ -41,10 +41,18 @@ def allocate_buffers(observation_space, action_space, num_envs, zeros=np.zeros):
     return SimpleNamespace(**{name: zeros(shape, dtype) for name, (shape, dtype) in specs.items()})
 
 
+def check_int(name, value, low, high=None):
+    """`value` as an int, or a ValueError naming `name` and the allowed range
+    (bools and floats are not integers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+            or value < low or (high is not None and value > high):
+        allowed = f"in [{low}, {high}]" if high is not None else f"of at least {low}"
+        raise ValueError(f"{name} must be an integer {allowed}, got {value!r}")
+    return int(value)
+
+
 def check_num_envs(num_envs):
-    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-        raise ValueError(f"num_envs must be an integer of at least 1, got {num_envs!r}")
-    return int(num_envs)
+    return check_int("num_envs", num_envs, 1)
 
 
 def check_action_values(action_space, actions):

@@ -1,7 +1,7 @@
 import numpy as np
 from gymnasium import spaces
 
-from puffer.vector import PufferEnv
+from puffer.vector import PufferEnv, check_int
 from puffer.envs.probes.constant_reward import binding
 
 
@@ -12,8 +12,7 @@ class ConstantReward(PufferEnv):
     See constant_reward.h."""
 
     def __init__(self, num_envs=1, length=1, buffers=None):
-        if not (isinstance(length, (int, np.integer)) and 1 <= length <= 1_000_000):
-            raise ValueError(f"length must be an integer in [1, 1000000], got {length!r}")
+        length = check_int("length", length, 1, 1_000_000)
         self.single_observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
         self.single_action_space = spaces.Discrete(1, dtype=np.int32)
         super().__init__(num_envs, buffers)

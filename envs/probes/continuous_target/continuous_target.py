@@ -1,7 +1,7 @@
 import numpy as np
 from gymnasium import spaces
 
-from puffer.vector import PufferEnv
+from puffer.vector import PufferEnv, check_int
 from puffer.envs.probes.continuous_target import binding
 
 
@@ -13,8 +13,7 @@ class ContinuousTarget(PufferEnv):
     See continuous_target.h."""
 
     def __init__(self, num_envs=1, horizon=8, buffers=None):
-        if not (isinstance(horizon, (int, np.integer)) and 1 <= horizon <= 1_000_000):
-            raise ValueError(f"horizon must be an integer in [1, 1000000], got {horizon!r}")
+        horizon = check_int("horizon", horizon, 1, 1_000_000)
         self.single_observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         self.single_action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         super().__init__(num_envs, buffers)

@@ -1,7 +1,7 @@
 import numpy as np
 from gymnasium import spaces
 
-from puffer.vector import PufferEnv
+from puffer.vector import PufferEnv, check_int
 from puffer.envs.probes.delayed_reward import binding
 
 
@@ -12,8 +12,7 @@ class DelayedReward(PufferEnv):
     See delayed_reward.h."""
 
     def __init__(self, num_envs=1, delay=4, buffers=None):
-        if not (isinstance(delay, (int, np.integer)) and 0 <= delay <= 1_000_000):
-            raise ValueError(f"delay must be an integer in [0, 1000000], got {delay!r}")
+        delay = check_int("delay", delay, 0, 1_000_000)
         self.single_observation_space = spaces.Box(0.0, 1.0, (3,), np.float32)
         self.single_action_space = spaces.Discrete(2, dtype=np.int32)
         super().__init__(num_envs, buffers)

@@ -35,19 +35,20 @@ typedef struct {
     int delay;
     int step;
     float episode_return;
+    int newest;  // index in `lit` of the light shown now
     int lit[LIGHT_BUTTON_MAX_DELAY + 1];  // ring buffer of the last delay+1 lights
 } LightButton;
 
-static inline int light_button_obs_size(const LightButton* env) {
-    return env->num_buttons + (env->show_step ? 1 : 0);
-}
-
 static void light_button_observe(LightButton* env) {
     int lit = rng_int(&env->rng, env->num_buttons);
-    env->lit[env->step % (env->delay + 1)] = lit;
-    memset(env->observations, 0, (size_t)env->num_buttons * sizeof(float));
-    env->observations[lit] = 1.0f;
-    if (env->show_step) env->observations[env->num_buttons] = (float)env->step / (float)env->horizon;
+    int num_buttons = env->num_buttons;
+    int newest = env->newest == env->delay ? 0 : env->newest + 1;
+    env->newest = newest;
+    env->lit[newest] = lit;
+    float* obs = env->observations;
+    for (int i = 0; i < num_buttons; i++) obs[i] = 0.0f;
+    obs[lit] = 1.0f;
+    if (env->show_step) obs[num_buttons] = (float)env->step / (float)env->horizon;
 }
 
 void c_reset(LightButton* env) {
@@ -61,22 +62,32 @@ void c_step(LightButton* env) {
     if (env->step < env->delay) {
         target = env->actions[0];  // nothing to recall yet: any press is right
     } else {
-        target = env->lit[(env->step - env->delay) % (env->delay + 1)];
+        // The ring holds delay+1 lights; the oldest, shown `delay` steps ago,
+        // sits just after the newest.
+        int oldest = env->newest == env->delay ? 0 : env->newest + 1;
+        target = env->lit[oldest];
         if (env->hard) target = (target + env->step) % env->num_buttons;
     }
+    // Locals first, stores last: the output pointers may alias anything, so
+    // each store through them would force the compiler to reload the struct.
     int correct = env->actions[0] == target;
-    env->rewards[0] = correct ? 1.0f : 0.0f;
-    env->episode_return += env->rewards[0];
-    env->step += 1;
-    env->terminals[0] = !correct;
-    env->truncations[0] = correct && env->step >= env->horizon;
-    if (env->terminals[0] || env->truncations[0]) {
-        // The observation of the step that ended the episode: the button that
-        // would have lit next, as if the episode went on.
-        light_button_observe(env);
-        memcpy(env->final_observations, env->observations, (size_t)light_button_obs_size(env) * sizeof(float));
-        log_episode(&env->log, env->episode_return, (float)env->step, env->truncations[0] ? 1.0f : 0.0f);
+    int step = env->step + 1;
+    int terminal = !correct;
+    int truncation = correct & (step >= env->horizon);
+    float episode_return = env->episode_return + (float)correct;
+    env->step = step;
+    env->episode_return = episode_return;
+    env->rewards[0] = (float)correct;
+    env->terminals[0] = (unsigned char)terminal;
+    env->truncations[0] = (unsigned char)truncation;
+    if (terminal | truncation) {
+        log_episode(&env->log, episode_return, (double)step, (double)truncation);
         c_reset(env);
+        // The observation after the last step: lights are independent, so the
+        // next episode's first light serves (one random draw, not two).
+        float* final = env->final_observations;
+        for (int i = 0; i < env->num_buttons; i++) final[i] = env->observations[i];
+        if (env->show_step) final[env->num_buttons] = (float)step / (float)env->horizon;
         return;
     }
     light_button_observe(env);
