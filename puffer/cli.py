@@ -12,6 +12,7 @@ COMMANDS = {
     "eval": "run a checkpoint's policy and print mean return, length and score",
     "list": "the environments with their observation and action spaces",
     "bench": "env-only steps per second, optionally against reference implementations",
+    "compare": "time to solve over several seeds, puffer's PPO against Stable-Baselines3's",
 }
 
 
@@ -145,6 +146,19 @@ def cmd_bench(argv):
     args = parser.parse_args(argv)
     from puffer.bench import main_bench
     main_bench(args.env, args.num_envs, args.seconds, args.compare)
+
+
+def cmd_compare(argv):
+    parser = argparse.ArgumentParser(
+        prog="puffer compare", allow_abbrev=False,
+        description="Trains puffer (and Stable-Baselines3, when installed) on the same seeds and "
+                    "prints time and steps until solved, and SPS. Config overrides apply to puffer.")
+    env_name_arg(parser)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--no-sb3", action="store_true", help="run puffer only")
+    args, rest = parser.parse_known_args(argv)
+    from puffer.compare import main_compare
+    main_compare(args.env, seeds=args.seeds, sb3=not args.no_sb3, overrides=parse_overrides(rest))
 
 
 if __name__ == "__main__":
