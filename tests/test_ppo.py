@@ -43,8 +43,10 @@ def test_continuous_target(tmp_path):
 
 
 def test_memory_probe_with_lstm(tmp_path):
-    _, result = run(tmp_path, "light_button", **{"env.delay": 2, "policy.type": "lstm",
-                                                 "policy.num_layers": 1, "train.total_steps": 200_000})
+    # Press the button lit two steps ago: only a policy with memory can.
+    _, result = run(tmp_path, "light_button", **{
+        "env.delay": 2, "policy.type": "lstm", "policy.num_layers": 1, "policy.hidden_size": 128,
+        "vec.num_envs": 128, "train.learning_rate": 5e-3, "train.total_steps": 300_000})
     assert result["mean_return"] == 16.0 and result["score"] == 1.0
 
 
