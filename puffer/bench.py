@@ -13,6 +13,7 @@ returns the results; `puffer/cli.py` wires argparse to it.
 import math
 import os
 import time
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -229,7 +230,10 @@ def bench_reference(name, impl, num_envs=4096, seconds=3.0, pin=True):
     `note` where the reference's package is missing or unusable."""
     check_compare(name, [impl])
     ref_id = REFERENCES[name][impl]
-    with pinned_to_one_core(pin):
+    # The references warn about things that do not matter here (envpool's
+    # fixed seeds, gymnasium's float64 bounds).
+    with pinned_to_one_core(pin), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         try:
             env, action_space = _make_reference(impl, ref_id, num_envs)
         except ImportError as e:

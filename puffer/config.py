@@ -76,7 +76,7 @@ def check_type(dotted, value, default, source):
     else:
         ok = isinstance(value, type(default))
     if not ok:
-        raise TypeError(f"config key {dotted!r} in {source} must be a {type(default).__name__} "
+        raise TypeError(f"config key {dotted!r} in {source} must be of type {type(default).__name__} "
                         f"(like its default {default!r}), got {value!r}")
     return value
 
