@@ -26,7 +26,8 @@ link_args = ["-fsanitize=address,undefined"] if SANITIZE else []
 def extensions():
     for pyx in sorted(glob("envs/**/*.pyx", recursive=True) + glob("trainer/*.pyx")):
         module = "puffer." + os.path.splitext(pyx)[0].replace(os.sep, ".")
-        yield Extension(module, [pyx], include_dirs=["envs", os.path.dirname(pyx)],
+        # A binding finds its own header beside it; envs/ holds the shared ones.
+        yield Extension(module, [pyx], include_dirs=["envs"],
                         extra_compile_args=compile_args, extra_link_args=link_args)
 
 
@@ -41,7 +42,7 @@ def packages():
 setup(
     packages=packages(),
     package_dir=FOLDERS,
-    package_data={"puffer.configs": ["*.toml"], "puffer.envs": ["*.h", "*.pxi", "**/*.h"]},
+    package_data={"puffer": ["templates/*"], "puffer.configs": ["*.toml"], "puffer.envs": ["*.h", "*.pxi", "**/*.h", "text/*.txt"]},
     ext_modules=cythonize(list(extensions()), include_path=["envs"], language_level=3, nthreads=os.cpu_count() or 1,
                           compiler_directives={"boundscheck": False, "wraparound": False,
                                                "cdivision": True}),

@@ -17,15 +17,9 @@ def layer_init(layer, std=math.sqrt(2), bias=0.0):
     return layer
 
 
-class DiscreteHead(nn.Module):
-    """A categorical distribution over `n` actions, from logits."""
-
-    def __init__(self, hidden_size, n):
-        super().__init__()
-        self.logits = layer_init(nn.Linear(hidden_size, n), std=0.01)
-
-    def forward(self, features):
-        return self.logits(features)
+class Categorical(nn.Module):
+    """A categorical distribution from logits that the model computes itself
+    (the GPT's weight-tied language-model head)."""
 
     def sample(self, logits, deterministic=False):
         """Actions (int64) and their log probabilities."""
@@ -41,6 +35,17 @@ class DiscreteHead(nn.Module):
         log_probs = torch.log_softmax(logits, dim=-1)
         entropy = -(log_probs.exp() * log_probs).sum(-1)
         return log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), entropy
+
+
+class DiscreteHead(Categorical):
+    """A categorical distribution over `n` actions, from features."""
+
+    def __init__(self, hidden_size, n):
+        super().__init__()
+        self.logits = layer_init(nn.Linear(hidden_size, n), std=0.01)
+
+    def forward(self, features):
+        return self.logits(features)
 
 
 class GaussianHead(nn.Module):

@@ -12,7 +12,10 @@ COMMANDS = {
     "eval": "run a checkpoint's policy and print mean return, length and score",
     "list": "the environments with their observation and action spaces",
     "bench": "env-only steps per second, optionally against reference implementations",
+    "new": "write a working skeleton env into this checkout (docs/writing-an-env.md)",
     "compare": "time to solve over several seeds, puffer's PPO against Stable-Baselines3's",
+    "pretrain": "next-character training of the GPT on the text corpus: puffer pretrain text",
+    "sample": "generate text from a pretrained or fine-tuned GPT checkpoint",
 }
 
 
@@ -48,6 +51,8 @@ def cmd_train(argv):
     parser.add_argument("--run-dir", help="where to write config, metrics and checkpoints "
                                           "(default runs/ENV-TIME)")
     parser.add_argument("--resume", metavar="PATH", help="continue from a checkpoint or run directory")
+    parser.add_argument("--init", metavar="PATH", help="start from these weights: a `puffer pretrain` "
+                                                       "checkpoint or a PPO checkpoint (see train.kl_coef)")
     args, rest = parser.parse_known_args(argv)
     help_asked = "-h" in argv or "--help" in argv
     if args.env is None or help_asked:
@@ -78,7 +83,7 @@ def cmd_train(argv):
         config = load_config(args.env, overrides)
         run_dir = Path(args.run_dir or f"runs/{args.env}-{time.strftime('%Y%m%d-%H%M%S')}")
     from puffer.trainer.ppo import train
-    summary = train(args.env, config, run_dir, resume=resume)
+    summary = train(args.env, config, run_dir, resume=resume, init=args.init)
     print(f"\ntrained {summary['env_name']}: {summary['global_step']:,} steps in {summary['wall_time']:.1f} s "
           f"({summary['sps']:,.0f} steps/s)")
     print(f"  episode return {fmt(summary['episode_return'])} (last 100: {fmt(summary['mean_return_100'])}), "
@@ -143,9 +148,22 @@ def cmd_bench(argv):
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--compare", action="append", default=[],
                         help="a reference to measure in the same run: gymnasium, envpool, numpy")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    env_kwargs = {}
+    for dotted, value in parse_overrides(rest).items():
+        if not dotted.startswith("env."):
+            raise ValueError(f"puffer bench takes env options only (--env.KEY VALUE), got --{dotted}")
+        env_kwargs[dotted] = value
+    # Parsed and checked as by puffer train; only what differs from the env's defaults is passed.
+    defaults = puffer.env_options(args.env)
+    env_kwargs = {k: v for k, v in load_config(args.env, env_kwargs)["env"].items() if v != defaults[k]}
     from puffer.bench import main_bench
-    main_bench(args.env, args.num_envs, args.seconds, args.compare)
+    main_bench(args.env, args.num_envs, args.seconds, args.compare, env_kwargs=env_kwargs)
+
+
+def cmd_new(argv):
+    from puffer.scaffold import main as new_main
+    new_main(argv)
 
 
 def cmd_compare(argv):
@@ -159,6 +177,39 @@ def cmd_compare(argv):
     args, rest = parser.parse_known_args(argv)
     from puffer.compare import main_compare
     main_compare(args.env, seeds=args.seeds, sb3=not args.no_sb3, overrides=parse_overrides(rest))
+
+
+def cmd_pretrain(argv):
+    parser = argparse.ArgumentParser(
+        prog="puffer pretrain", allow_abbrev=False,
+        description="Next-character pretraining of the [policy] GPT on the corpus of a text env; "
+                    "[pretrain] keys (and any other) can be overridden as --section.key value.")
+    parser.add_argument("env", choices=["text"])
+    parser.add_argument("--run-dir", help="default runs/pretrain-ENV-TIME")
+    args, rest = parser.parse_known_args(argv)
+    config = load_config(args.env, parse_overrides(rest))
+    from puffer.trainer.pretrain import pretrain
+    run_dir = Path(args.run_dir or f"runs/pretrain-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}")
+    summary = pretrain(config, run_dir)
+    print(f"\nbest validation loss {summary['val_loss']:.4f} after {summary['seconds']:.0f} s; "
+          f"{summary['parameters']:,} parameters; checkpoint: {summary['checkpoint']}")
+
+
+def cmd_sample(argv):
+    parser = argparse.ArgumentParser(prog="puffer sample", allow_abbrev=False)
+    parser.add_argument("--checkpoint", required=True, help="a puffer pretrain or puffer train text checkpoint")
+    parser.add_argument("--prompt", default="\n")
+    parser.add_argument("--length", type=int, default=500)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int)
+    parser.add_argument("--seed", type=int)
+    args = parser.parse_args(argv)
+    from puffer.trainer.pretrain import load_language_model, sample
+    import torch
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+    model, tokenizer = load_language_model(args.checkpoint)
+    print(args.prompt + sample(model, tokenizer, args.prompt, args.length, args.temperature, args.top_k))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ EXTRA_VARIANTS = {
     "constant_reward": [dict(length=1), dict(length=300)],
     "delayed_reward": [dict(delay=0), dict(delay=1), dict(delay=100)],
     "continuous_target": [dict(horizon=1), dict(horizon=1000)],
+    "text": [dict(reward="match"), dict(reward="match", split="eval"),
+             dict(context=1, prompt_len=1, gen_len=1), dict(ngram_order=10, context=3, prompt_len=3, gen_len=200)],
 }
 
 

@@ -16,5 +16,6 @@ def test_wheel_holds_only_the_puffer_package(tmp_path):
     assert top_level == {"puffer", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
     for expected in ["puffer/envs/cartpole/binding", "puffer/envs/probes/light_button/binding",
                      "puffer/trainer/gae", "puffer/configs/defaults.toml", "puffer/configs/cartpole.toml",
-                     "puffer/models/mlp.py", "puffer/trainer/ppo.py", "puffer/envs/puffer.h"]:
+                     "puffer/models/mlp.py", "puffer/trainer/ppo.py", "puffer/envs/puffer.h",
+                     "puffer/envs/text/tinyshakespeare.txt", "puffer/templates/env.h.tmpl"]:
         assert any(name.startswith(expected) for name in names), expected

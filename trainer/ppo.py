@@ -11,6 +11,7 @@ back with one copy into the env's action buffer. On the CPU the same code
 copies nothing but the rollout storage itself. All rollout storage is
 allocated once, before the loop.
 """
+import copy
 import json
 import random
 import time
@@ -45,10 +46,14 @@ def make_env(env_name, config):
     return puffer.make(env_name, num_envs=vec["num_envs"], backend=vec["backend"], **config["env"])
 
 
-def train(env_name, config, run_dir, resume=None, live=None):
+def train(env_name, config, run_dir, resume=None, init=None, live=None):
     """Trains a policy on `env_name` with `config` (see puffer.config), writing
     config.json, metrics.jsonl and checkpoint.pt into `run_dir`. `resume`: a
-    checkpoint (or run directory) to continue from. Returns a summary dict."""
+    checkpoint (or run directory) to continue from. `init`: weights to start
+    from (a pretrained language model or a PPO checkpoint); with
+    train.kl_coef > 0 a frozen copy of them anchors the policy by a KL
+    penalty in the reward, as in RL fine-tuning of language models.
+    Returns a summary dict."""
     args = as_namespace(config).train
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +78,13 @@ def train(env_name, config, run_dir, resume=None, live=None):
     num_updates = max(1, -(-args.total_steps // batch_size))
     optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, eps=1e-5)
 
+    if init is not None:
+        load_initial_weights(policy, init, device)
+    # The KL anchor: the policy as it starts (the pretrained model), frozen.
+    if args.kl_coef > 0 and policy.is_recurrent:
+        raise ValueError("train.kl_coef needs a policy without recurrent state (mlp or gpt)")
+    reference = copy.deepcopy(policy).eval().requires_grad_(False) if args.kl_coef > 0 else None
+
     global_step, update, wall_time = 0, 0, 0.0
     if resume is not None:
         state = load_checkpoint(resume, device)
@@ -91,6 +103,7 @@ def train(env_name, config, run_dir, resume=None, live=None):
     rewards = np.zeros((horizon, num_envs), np.float32)        # host side: written by the env, read by GAE
     dones = np.zeros((horizon, num_envs), np.uint8)
     bootstraps = np.zeros((horizon, num_envs), np.float32)     # gamma * V(final obs) on truncated steps
+    kl_penalties = np.zeros((horizon, num_envs), np.float32)   # kl_coef * (log pi - log pi_reference)
     advantages = np.zeros((horizon, num_envs), np.float32)
     values_host = np.zeros((horizon, num_envs), np.float32)
 
@@ -124,6 +137,9 @@ def train(env_name, config, run_dir, resume=None, live=None):
                     params, value, state = policy(obs[t], state, next_starts)
                     action, logprob = policy.head.sample(params)
                     actions[t], logprobs[t], values[t] = action, logprob, value
+                    if reference is not None:
+                        ref_logprob = reference.head.log_prob_entropy(reference(obs[t])[0], action)[0]
+                        kl_penalties[t] = args.kl_coef * (logprob - ref_logprob).cpu().numpy()
                     t2 = time.perf_counter()
                     env_actions.copy_(action)
                     t3 = time.perf_counter()
@@ -152,7 +168,7 @@ def train(env_name, config, run_dir, resume=None, live=None):
             # 2. Advantages by GAE (compiled), returns as their targets.
             tick = time.perf_counter()
             values_host[:] = values.cpu().numpy()
-            compute_gae(rewards + bootstraps, values_host, dones, next_value.cpu().numpy(),
+            compute_gae(rewards + bootstraps - kl_penalties, values_host, dones, next_value.cpu().numpy(),
                         args.gamma, args.gae_lambda, advantages)
             b_advantages = torch.from_numpy(advantages).to(device)
             b_returns = b_advantages + values
@@ -216,6 +232,7 @@ def train(env_name, config, run_dir, resume=None, live=None):
                 **dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), losses)),
                 "explained_variance": float(1 - (returns_np - values_np).var() / var_returns) if var_returns > 0 else None,
                 "learning_rate": optimizer.param_groups[0]["lr"],
+                **({"kl_to_reference": float(kl_penalties.mean() / args.kl_coef)} if reference else {}),
                 **{k: v / max(sum(timing.values()), 1e-9) for k, v in timing.items()},
             }
             dashboard.write(metrics)
@@ -236,6 +253,18 @@ def train(env_name, config, run_dir, resume=None, live=None):
             "sps": metrics.get("sps", 0.0), "episode_return": metrics.get("episode_return"),
             "mean_return_100": metrics.get("mean_return_100"), "score": metrics.get("score"),
             "checkpoint": str(checkpoint), "run_dir": str(run_dir)}
+
+
+def load_initial_weights(policy, path, device):
+    """Starts `policy` from a pretrained language model (puffer pretrain) or
+    from the policy of a PPO checkpoint."""
+    saved = load_checkpoint(path, device)
+    if "policy" in saved:
+        policy.load_state_dict(saved["policy"])
+    elif "gpt" in saved and hasattr(policy, "gpt"):
+        policy.gpt.load_state_dict(saved["gpt"])
+    else:
+        raise ValueError(f"{path} holds neither a policy nor a language model this policy can start from")
 
 
 def minibatch(tensor, index, recurrent):

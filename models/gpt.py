@@ -1,0 +1,128 @@
+"""A small GPT in the nanoGPT style: token and learned position embeddings,
+pre-norm blocks of causal self-attention and an MLP, a final layer norm and a
+language-model head tied to the token embedding. `GPTPolicy` puts a value
+head beside it for PPO; the decision transformer reuses `Block`."""
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from puffer.models.heads import Categorical
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, n_embd, n_head, dropout):
+        super().__init__()
+        if n_embd % n_head:
+            raise ValueError(f"the embedding size ({n_embd}) must be a multiple of the number of heads ({n_head})")
+        self.n_head, self.dropout = n_head, dropout
+        self.qkv = nn.Linear(n_embd, 3 * n_embd)
+        self.proj = nn.Linear(n_embd, n_embd)
+
+    def forward(self, x, mask=None):
+        """x: [B, T, C]. `mask` ([T, T] or [B, 1, T, T], True = may attend)
+        replaces the plain causal mask, e.g. to keep out padding."""
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+class Block(nn.Module):
+    def __init__(self, n_embd, n_head, dropout=0.0):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout)
+        self.ln_2 = nn.LayerNorm(n_embd)
+        self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd),
+                                 nn.Dropout(dropout))
+
+    def forward(self, x, mask=None):
+        x = x + self.attn(self.ln_1(x), mask)
+        return x + self.mlp(self.ln_2(x))
+
+
+def init_weights(module, num_layers):
+    """GPT-2's init: N(0, 0.02), residual projections scaled by 1/sqrt(2 * layers)."""
+    for name, param in module.named_parameters():
+        if name.endswith("bias"):
+            nn.init.zeros_(param)
+        elif "ln_" in name or name.endswith("ln_f.weight"):
+            nn.init.ones_(param)
+        elif name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
+            nn.init.normal_(param, 0.0, 0.02 / math.sqrt(2 * num_layers))
+        else:
+            nn.init.normal_(param, 0.0, 0.02)
+
+
+class GPT(nn.Module):
+    def __init__(self, vocab_size, block_size, n_layer=4, n_head=4, n_embd=128, dropout=0.0):
+        super().__init__()
+        self.vocab_size, self.block_size = vocab_size, block_size
+        self.token_embedding = nn.Embedding(vocab_size, n_embd)
+        self.position_embedding = nn.Embedding(block_size, n_embd)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(n_embd, n_head, dropout) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(n_embd)
+        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+        init_weights(self, n_layer)
+        self.lm_head.weight = self.token_embedding.weight  # weight tying
+
+    def hidden(self, idx):
+        """Token ids [B, T] (T <= block_size) -> final hidden states [B, T, C]."""
+        T = idx.shape[1]
+        if T > self.block_size:
+            raise ValueError(f"sequence of {T} tokens is longer than the block size {self.block_size}")
+        x = self.drop(self.token_embedding(idx) + self.position_embedding(torch.arange(T, device=idx.device)))
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_f(x)
+
+    def forward(self, idx, targets=None):
+        """Logits [B, T, vocab], and the mean cross-entropy if `targets` are given."""
+        logits = self.lm_head(self.hidden(idx))
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+    @torch.no_grad()
+    def generate(self, idx, new_tokens, temperature=1.0, top_k=None):
+        """Appends `new_tokens` sampled tokens to idx [B, T], feeding back at
+        most the last block_size tokens."""
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        for _ in range(new_tokens):
+            logits = self(idx[:, -self.block_size:])[0][:, -1] / temperature
+            if top_k is not None:
+                kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            idx = torch.cat([idx, torch.multinomial(F.softmax(logits, dim=-1), 1)], dim=1)
+        return idx
+
+    def num_parameters(self):
+        return sum(p.numel() for p in self.parameters())
+
+
+class GPTPolicy(nn.Module):
+    """PPO policy over token observations: the observation is the last
+    `context` token ids, the action the next token. The policy's logits are
+    the language model's at the last position; a value head reads the same
+    hidden state."""
+
+    is_recurrent = False
+
+    def __init__(self, observation_space, action_space, hidden_size=128, num_layers=4, num_heads=4):
+        super().__init__()
+        self.gpt = GPT(int(action_space.n), observation_space.shape[0], n_layer=num_layers, n_head=num_heads,
+                       n_embd=hidden_size)
+        self.critic = nn.Linear(hidden_size, 1)
+        nn.init.zeros_(self.critic.bias)
+        nn.init.normal_(self.critic.weight, 0.0, 0.02)
+        self.head = Categorical()
+
+    def forward(self, obs, state=None, starts=None):
+        last = self.gpt.hidden(obs.long())[:, -1]
+        return self.gpt.lm_head(last), self.critic(last).squeeze(-1), None
