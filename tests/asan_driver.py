@@ -24,8 +24,6 @@ such); any other import error fails. The last line of stdout is
 """
 import argparse
 import importlib
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import json
 import os
@@ -34,10 +32,7 @@ import time
 import warnings
 
 import numpy as np
-
-# Top-level package -> folder in the project, as in setup.py's package_dir.
-FOLDERS = {"puffer": "puffer", "puffer.envs": "envs", "puffer.trainer": "trainer",
-           "puffer.models": "models", "puffer.configs": "configs"}
+from project_copy import use_copy
 
 STEPS_PER_ENV = 1_000_000       # random valid actions per registered env, all variants together
 BATCH = 1024                    # num_envs of the default-options run
@@ -63,43 +58,6 @@ EXTRA_VARIANTS = {
     "text": [dict(reward="match"), dict(reward="match", split="eval"),
              dict(context=1, prompt_len=1, gen_len=1), dict(ngram_order=10, context=3, prompt_len=3, gen_len=200)],
 }
-
-
-class CopyFinder(importlib.abc.MetaPathFinder):
-    """Resolves `puffer` and everything under it from the copy at `root` only:
-    the editable install's finder never gets a say."""
-
-    def __init__(self, root):
-        self.root = root
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != "puffer" and not fullname.startswith("puffer."):
-            return None
-        if fullname in FOLDERS:
-            folder = os.path.join(self.root, FOLDERS[fullname])
-            init = os.path.join(folder, "__init__.py")
-            if not os.path.isfile(init):
-                raise ModuleNotFoundError(f"no package {fullname} in {self.root}", name=fullname)
-            return importlib.util.spec_from_file_location(fullname, init,
-                                                          submodule_search_locations=[folder])
-        parent = fullname.rpartition(".")[0]
-        search = path if path is not None else getattr(sys.modules.get(parent), "__path__", None)
-        spec = importlib.machinery.PathFinder.find_spec(fullname, search) if search else None
-        if spec is None:
-            raise ModuleNotFoundError(f"No module named {fullname!r} in {self.root}", name=fullname)
-        return spec
-
-
-def use_copy(root):
-    root = os.path.realpath(root)
-    sys.meta_path[:] = [f for f in sys.meta_path
-                        if not getattr(f, "__module__", "").startswith("__editable__")]
-    sys.meta_path.insert(0, CopyFinder(root))
-    for name in [m for m in sys.modules if m == "puffer" or m.startswith("puffer.")]:
-        del sys.modules[name]
-    import puffer
-    assert os.path.realpath(puffer.__file__).startswith(root + os.sep), puffer.__file__
-    return root
 
 
 def module_missing(module):

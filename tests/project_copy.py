@@ -1,7 +1,7 @@
 """A throwaway copy of the project, built in place, and a way to run Python
 against that copy rather than against the installed (editable) puffer.
 
-Used by tests/test_new_env.py:
+Used by tests/test_new_env.py, tests/test_asan.py and tests/asan_driver.py:
 
     copy_project(dest)            copies setup.py, pyproject.toml and the package
                                   folders, without build outputs (*.so, Cython's
@@ -81,10 +81,13 @@ def _jobs():
     return max(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 1)
 
 
-def build_in_place(root, timeout=600):
-    """Builds every extension of the copy at `root` in place; returns the
-    CompletedProcess (check its returncode)."""
+def build_in_place(root, timeout=600, sanitize=False):
+    """Builds every extension of the copy at `root` in place, with
+    AddressSanitizer and UBSan if `sanitize`; returns the CompletedProcess
+    (check its returncode)."""
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "PUFFER_SANITIZE")}
+    if sanitize:
+        env["PUFFER_SANITIZE"] = "1"
     cmd = [sys.executable, "setup.py", "-q", "build_ext", "--inplace", "-j", str(_jobs())]
     return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
 

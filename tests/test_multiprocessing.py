@@ -115,7 +115,7 @@ def test_log_merges_worker_means_weighted_by_episodes():
         env.reset(seed=3)
         assert env.log() == {}
         rng = np.random.default_rng(5)
-        returns, lengths, episodes = [], [], 0
+        returns, lengths = [], []
         running_return, running_length = np.zeros(4), np.zeros(4)
         for _ in range(40):
             _, r, te, tr, _ = env.step(rng.integers(0, 2, 4).astype(np.int32))
