@@ -109,8 +109,9 @@ class GPT(nn.Module):
 class GPTPolicy(nn.Module):
     """PPO policy over token observations: the observation is the last
     `context` token ids, the action the next token. The policy's logits are
-    the language model's at the last position; a value head reads the same
-    hidden state."""
+    the language model's at the last position. The value head reads the same
+    hidden state, detached: a fresh critic's large early errors would
+    otherwise flow into the pretrained transformer and wreck what it knows."""
 
     is_recurrent = False
 
@@ -125,4 +126,4 @@ class GPTPolicy(nn.Module):
 
     def forward(self, obs, state=None, starts=None):
         last = self.gpt.hidden(obs.long())[:, -1]
-        return self.gpt.lm_head(last), self.critic(last).squeeze(-1), None
+        return self.gpt.lm_head(last), self.critic(last.detach()).squeeze(-1), None

@@ -83,12 +83,28 @@ def cmd_train(argv):
         config = load_config(args.env, overrides)
         run_dir = Path(args.run_dir or f"runs/{args.env}-{time.strftime('%Y%m%d-%H%M%S')}")
     from puffer.trainer.ppo import train
+    if args.init and config["policy"]["type"] == "gpt":
+        print_samples("before training (the --init model)", args.init)
     summary = train(args.env, config, run_dir, resume=resume, init=args.init)
+    if args.init and config["policy"]["type"] == "gpt":
+        print_samples("after training", summary["checkpoint"])
     print(f"\ntrained {summary['env_name']}: {summary['global_step']:,} steps in {summary['wall_time']:.1f} s "
           f"({summary['sps']:,.0f} steps/s)")
-    print(f"  episode return {fmt(summary['episode_return'])} (last 100: {fmt(summary['mean_return_100'])}), "
-          f"score {fmt(summary['score'])}")
+    print(f"  episode return {fmt(summary['episode_return'])} (last 100: {fmt(summary['mean_return_100'])}; "
+          f"first episodes: {fmt(summary['first_episode_return'])}), score {fmt(summary['score'])}")
     print(f"  checkpoint: {summary['checkpoint']}")
+
+
+def print_samples(title, checkpoint, count=3, length=120):
+    """A few continuations of corpus prompts by the language model in `checkpoint`."""
+    from puffer.tokenizer import load_corpus_tokens
+    from puffer.trainer.pretrain import load_language_model, sample
+    model, tokenizer = load_language_model(checkpoint)
+    _, _, held_out = load_corpus_tokens()
+    print(f"samples {title}:")
+    for i in range(count):
+        prompt = tokenizer.decode(held_out[i * 5000:i * 5000 + model.block_size])
+        print(f"  ...{prompt[-40:]!r} -> {sample(model, tokenizer, prompt, length)!r}")
 
 
 def fmt(value):

@@ -118,6 +118,7 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
     timing = dict.fromkeys(("env", "inference", "copies", "learning"), 0.0)
     dashboard = Dashboard(f"puffer train {env_name}", run_dir / "metrics.jsonl", live=live)
     metrics = {}
+    first_return = None  # the mean episode return of the first episodes: the untrained (or --init) policy's
     last_shown = 0.0
     start = time.perf_counter() - wall_time
     try:
@@ -220,6 +221,8 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
                     recent_returns.extend(episode_returns[ended])
                     episode_returns[ended] = 0.0
             env_log = env.log() or env_log
+            if first_return is None:
+                first_return = env_log.get("episode_return")
             wall_time = time.perf_counter() - start
             losses = torch.stack(stats).mean(0).tolist()
             returns_np, values_np = b_returns.flatten().cpu().numpy(), values_host.flatten()
@@ -250,6 +253,7 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
         dashboard.close()
         env.close()
     return {"env_name": env_name, "global_step": global_step, "wall_time": metrics.get("wall_time", 0.0),
+            "first_episode_return": first_return,
             "sps": metrics.get("sps", 0.0), "episode_return": metrics.get("episode_return"),
             "mean_return_100": metrics.get("mean_return_100"), "score": metrics.get("score"),
             "checkpoint": str(checkpoint), "run_dir": str(run_dir)}
