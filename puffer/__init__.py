@@ -10,6 +10,7 @@ ENVS = {
     "delayed_reward": "puffer.envs.probes.delayed_reward.delayed_reward:DelayedReward",
     "continuous_target": "puffer.envs.probes.continuous_target.continuous_target:ContinuousTarget",
     "cartpole": "puffer.envs.cartpole.cartpole:CartPole",
+    "lunar_lander": "puffer.envs.lunar_lander.lunar_lander:LunarLander",
     "text": "puffer.envs.text.text:Text",
 }
 
