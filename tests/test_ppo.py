@@ -14,7 +14,8 @@ from puffer.trainer.ppo import train
 
 
 def run(tmp_path, env_name, **overrides):
-    config = load_config(env_name, overrides)
+    # One torch thread: two would fight other processes on a busy 2-core machine.
+    config = load_config(env_name, {"train.torch_threads": 1, **overrides})
     summary = train(env_name, config, tmp_path / "run", live=False)
     return summary, evaluate(env_name, summary["checkpoint"], episodes=200)
 
