@@ -51,6 +51,15 @@ def check_int(name, value, low, high=None):
     return int(value)
 
 
+def resolve_seed(seed):
+    """`seed` as an int, a random one for None, or a ValueError."""
+    if seed is None:
+        return secrets.randbits(63)
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
 def check_num_envs(num_envs):
     return check_int("num_envs", num_envs, 1)
 
@@ -111,11 +120,7 @@ class PufferEnv:
     def reset(self, seed=None, index_offset=0):
         """Resets every env; env i draws from (seed, index_offset + i), so a seed
         gives the same trajectories however the envs are split over workers."""
-        if seed is None:
-            seed = secrets.randbits(63)
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.c_envs.reset(int(seed), int(index_offset))
+        self.c_envs.reset(resolve_seed(seed), int(index_offset))
         return self.observations, self.infos
 
     def step(self, actions):
@@ -415,11 +420,7 @@ class Multiprocessing:
     def reset(self, seed=None):
         """Resets every env; env i draws from (seed, i) as in the serial backend."""
         self._check_idle("reset")
-        if seed is None:
-            seed = secrets.randbits(63)
-        if not isinstance(seed, (int, np.integer)) or seed < 0:  # as PufferEnv.reset
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self._broadcast(pickle.dumps(("reset", int(seed))), "reset")
+        self._broadcast(pickle.dumps(("reset", resolve_seed(seed))), "reset")
         self._finish()
         return self.observations, self.infos
 
