@@ -20,12 +20,17 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(n_embd, 3 * n_embd)
         self.proj = nn.Linear(n_embd, n_embd)
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, cache=None):
         """x: [B, T, C]. `mask` ([T, T] or [B, 1, T, T], True = may attend)
-        replaces the plain causal mask, e.g. to keep out padding."""
+        replaces the plain causal mask, e.g. to keep out padding. `cache`, for
+        decoding a few tokens at a time: an object whose update(k, v) stores
+        the new tokens' keys and values ([B, heads, T, head size]) and returns
+        those of every token they may see; `mask` then spans those."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if cache is not None:
+            k, v = cache.update(k, v)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
@@ -40,8 +45,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd),
                                  nn.Dropout(dropout))
 
-    def forward(self, x, mask=None):
-        x = x + self.attn(self.ln_1(x), mask)
+    def forward(self, x, mask=None, cache=None):
+        x = x + self.attn(self.ln_1(x), mask, cache)
         return x + self.mlp(self.ln_2(x))
 
 

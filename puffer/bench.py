@@ -10,11 +10,14 @@ in this one process, pinned to one core where the OS allows it.
 `main_bench` runs puffer plus the requested references, prints a table and
 returns the results; `puffer/cli.py` wires argparse to it.
 """
+import json
 import math
 import os
+import tempfile
 import time
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from gymnasium import spaces
@@ -27,7 +30,15 @@ REFERENCES = {
     "cartpole": {"gymnasium": "CartPole-v1", "envpool": "CartPole-v1", "numpy": "NumpyCartPole"},
     "lunar_lander": {"gymnasium": "LunarLander-v3", "envpool": "LunarLander-v3"},
 }
-IMPLS = ("gymnasium", "envpool", "numpy")
+IMPLS = ("gymnasium", "envpool", "numpy", "pufferlib")
+# PufferLib's vector (pufferlib-core) can step every puffer env: it is the
+# same C env, here to measure what that vectorization costs or saves.
+PUFFERLIB_ID = "pufferlib.vector.Serial"
+
+
+def references(name):
+    """Reference implementation -> its id for puffer env `name`."""
+    return {**REFERENCES.get(name, {}), "pufferlib": PUFFERLIB_ID}
 
 # Gymnasium's SyncVectorEnv steps its envs one by one in Python: a few
 # thousand of them would take minutes to make and give the same per-env SPS.
@@ -186,19 +197,15 @@ def check_compare(name, compare):
     for impl in targets:
         if impl not in IMPLS:
             raise ValueError(f"unknown compare target {impl!r}; choose from {', '.join(IMPLS)}")
-        refs = REFERENCES.get(name, {})
+        refs = references(name)
         if impl not in refs:
-            if not refs:
-                have = ", ".join(f"{env} ({', '.join(r)})" for env, r in REFERENCES.items())
-                raise ValueError(f"{name} has no reference implementations to compare with; "
-                                 f"envs that have them: {have}")
             raise ValueError(f"no {impl} reference for {name}; references for {name}: {', '.join(refs)}")
     return targets
 
 
-def _make_reference(impl, ref_id, num_envs):
-    """(env, single action space) for a reference; ImportError where its
-    package is not installed or not usable here."""
+def _make_reference(impl, ref_id, num_envs, name):
+    """(env, single action space) for a reference of puffer env `name`;
+    ImportError where its package is not installed or not usable here."""
     if impl == "numpy":
         return NumpyCartPole(num_envs, seed=0), NumpyCartPole.single_action_space
     if impl == "gymnasium":
@@ -221,6 +228,16 @@ def _make_reference(impl, ref_id, num_envs):
             raise ImportError(f"envpool is installed but cannot make {ref_id} "
                               f"({type(e).__name__}: {e})") from e
         return env, env.action_space
+    if impl == "pufferlib":
+        try:
+            import pufferlib.vector
+            from puffer.pufferlib_env import PufferlibEnv
+        except ImportError as e:
+            raise ImportError(f"pufferlib-core is not installed ({e}); try "
+                              f"`pip install --no-deps pufferlib-core psutil`") from e
+        env = pufferlib.vector.make(PufferlibEnv, env_kwargs={"name": name, "num_envs": num_envs},
+                                    backend=pufferlib.vector.Serial, num_envs=1)
+        return env, puffer.make(name).single_action_space
     raise ValueError(f"unknown reference implementation {impl!r}")
 
 
@@ -229,13 +246,13 @@ def bench_reference(name, impl, num_envs=4096, seconds=3.0, pin=True):
     `name`, timed like `bench_env`; a result with sps None and the reason in
     `note` where the reference's package is missing or unusable."""
     check_compare(name, [impl])
-    ref_id = REFERENCES[name][impl]
+    ref_id = references(name)[impl]
     # The references warn about things that do not matter here (envpool's
     # fixed seeds, gymnasium's float64 bounds).
     with pinned_to_one_core(pin), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         try:
-            env, action_space = _make_reference(impl, ref_id, num_envs)
+            env, action_space = _make_reference(impl, ref_id, num_envs, name)
         except ImportError as e:
             return _result(name, impl, ref_id, num_envs, note=str(e))
         try:
@@ -276,29 +293,76 @@ def main_bench(name, num_envs=4096, seconds=3.0, compare=(), env_kwargs=None,
     env_kwargs = dict(env_kwargs or {})
     puffer.env_class(name)  # a clear error for an unknown env before any work
     targets = check_compare(name, compare)
-    notes = []
     with pinned_to_one_core(pin) as cpu:
         print_fn(f"puffer bench {name}: {seconds:g} s per implementation, single process, "
                  + (f"pinned to CPU {cpu}" if cpu is not None else "not pinned"))
-        results = [bench_env(name, num_envs, seconds, pin=pin, **env_kwargs)]
-        for impl in targets:
-            n = num_envs
-            if impl == "gymnasium":
-                if gymnasium_num_envs is not None:
-                    n = gymnasium_num_envs
-                elif num_envs > GYMNASIUM_DEFAULT_MAX_ENVS:
-                    n = GYMNASIUM_DEFAULT_MAX_ENVS
-                    notes.append(f"gymnasium ran {n} envs, not {num_envs:,}: its sync vector env steps "
-                                 f"envs one by one in Python, so more envs only take longer to make")
-            results.append(bench_reference(name, impl, n, seconds, pin=pin))
+        results, notes = bench_with_references(name, targets, num_envs, seconds, env_kwargs,
+                                               gymnasium_num_envs, pin)
+    if targets and env_kwargs:
+        notes.append(f"references run with their default settings; options {env_kwargs} apply to puffer only")
+    print_fn(format_table(results))
+    for note in dict.fromkeys(notes):
+        print_fn(f"note: {note}")
+    return results
+
+
+def bench_all(num_envs=4096, seconds=3.0, pin=True, print_fn=print):
+    """`main_bench` for every registered env against every reference it has,
+    in one run and one table."""
+    results, notes = [], []
+    with pinned_to_one_core(pin) as cpu:
+        print_fn(f"puffer bench --all: {seconds:g} s per implementation, single process, "
+                 + (f"pinned to CPU {cpu}" if cpu is not None else "not pinned"))
+        for name in puffer.ENVS:
+            env_results, env_notes = bench_with_references(name, list(references(name)), num_envs,
+                                                           seconds, {}, None, pin)
+            results += env_results
+            notes += env_notes
+    print_fn(format_table(results))
+    for note in dict.fromkeys(notes):
+        print_fn(f"note: {note}")
+    return results
+
+
+def bench_with_references(name, targets, num_envs, seconds, env_kwargs, gymnasium_num_envs, pin):
+    """(results, notes): puffer env `name`, then each reference in `targets`."""
+    notes = []
+    results = [bench_env(name, num_envs, seconds, pin=pin, **env_kwargs)]
+    for impl in targets:
+        n = num_envs
+        if impl == "gymnasium":
+            if gymnasium_num_envs is not None:
+                n = gymnasium_num_envs
+            elif num_envs > GYMNASIUM_DEFAULT_MAX_ENVS:
+                n = GYMNASIUM_DEFAULT_MAX_ENVS
+                notes.append(f"gymnasium ran {n} envs, not {num_envs:,}: its sync vector env steps "
+                             f"envs one by one in Python, so more envs only take longer to make")
+        results.append(bench_reference(name, impl, n, seconds, pin=pin))
     base = results[0]["sps"]
     for r in results:
         r["puffer_speedup"] = base / r["sps"] if base and r["sps"] else None
         if r["sps"] is None:
-            notes.append(f"{r['impl']} skipped: {r['note']}")
-    if targets and env_kwargs:
-        notes.append(f"references run with their default settings; options {env_kwargs} apply to puffer only")
-    print_fn(format_table(results))
-    for note in notes:
-        print_fn(f"note: {note}")
-    return results
+            notes.append(f"{r['impl']} skipped for {name}: {r['note']}")
+    return results, notes
+
+def bench_training(name, overrides=None, print_fn=print):
+    """Trains `name` with its config (and `overrides`, "section.key" ->
+    value) in a temporary run directory, then prints and returns the last
+    metrics: training SPS, the shares of time in env, inference, copies and
+    learning, and the policy's model FLOPs utilisation."""
+    from puffer.config import load_config
+    from puffer.trainer.ppo import train
+    config = load_config(name, {"train.log_interval": float("inf"), **(overrides or {})})
+    with tempfile.TemporaryDirectory() as run_dir:
+        train(name, config, run_dir, live=False)
+        with open(Path(run_dir) / "metrics.jsonl") as f:
+            metrics = json.loads(f.readlines()[-1])
+    shares = ", ".join(f"{key} {100 * metrics[key]:.0f}%" for key in ("env", "inference", "copies", "learning"))
+    print_fn(f"training {name}: {metrics['global_step']:,} steps in {metrics['wall_time']:.1f} s = "
+             f"{metrics['sps']:,.0f} SPS on {config['train'].get('device')} with "
+             f"{config['train']['torch_threads']} torch thread(s)\n"
+             f"  time: {shares}\n"
+             f"  policy: {metrics['flops_per_sample']:,.0f} FLOPs per training sample; device peak "
+             f"{metrics['peak_flops'] / 1e9:,.1f} GFLOP/s (float32 matmul, measured); "
+             f"MFU {100 * metrics['mfu']:.2f}%")
+    return metrics

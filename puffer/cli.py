@@ -1,15 +1,18 @@
 """The `puffer` command: train, eval, list, bench."""
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 import puffer
-from puffer.config import load_config, read_toml
+from puffer.config import load_config, read_toml, set_key
 
 COMMANDS = {
     "train": "train a policy with PPO: puffer train ENV [--section.key value ...]",
     "eval": "run a checkpoint's policy and print mean return, length and score",
+    "plot": "learning curves (return, score, losses, SPS) of runs to a PNG: puffer plot RUN_DIR ...",
+    "collect": "write a dataset of episodes of a PPO checkpoint or a random policy (for --algo dt)",
     "list": "the environments with their observation and action spaces",
     "bench": "env-only steps per second, optionally against reference implementations",
     "new": "write a working skeleton env into this checkout (docs/writing-an-env.md)",
@@ -30,7 +33,7 @@ def main(argv=None):
         return
     try:
         globals()[f"cmd_{argv[0]}"](argv[1:])
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
+    except (ValueError, KeyError, TypeError, FileNotFoundError, ImportError, TimeoutError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         sys.exit(f"puffer {argv[0]}: error: {message}")
 
@@ -44,15 +47,21 @@ def cmd_train(argv):
         prog="puffer train", allow_abbrev=False,
         description="Train with PPO. Any config key can be overridden as --section.key value; "
                     "the keys and their values for ENV are listed below.")
-    parser.add_argument("env", nargs="?", help=f"one of: {', '.join(puffer.ENVS)}")
+    parser.add_argument("env", nargs="?", help=f"one of: {', '.join(puffer.ENVS)}; or gym:ID, any "
+                                               "Gymnasium env id (multiprocessing backend by default)")
     parser.add_argument("--seed", type=int, help="train.seed")
     parser.add_argument("--device", help="train.device: cpu, cuda, cuda:N")
     parser.add_argument("--total-steps", type=int, help="train.total_steps")
+    parser.add_argument("--logger", help="train.logger: none, tensorboard, wandb")
     parser.add_argument("--run-dir", help="where to write config, metrics and checkpoints "
                                           "(default runs/ENV-TIME)")
     parser.add_argument("--resume", metavar="PATH", help="continue from a checkpoint or run directory")
     parser.add_argument("--init", metavar="PATH", help="start from these weights: a `puffer pretrain` "
                                                        "checkpoint or a PPO checkpoint (see train.kl_coef)")
+    parser.add_argument("--algo", choices=["ppo", "dt"], default="ppo",
+                        help="ppo, or dt: the decision transformer ([dt] keys), from --data or --online")
+    parser.add_argument("--data", metavar="FILE", help="--algo dt: a dataset written by puffer collect")
+    parser.add_argument("--online", action="store_true", help="--algo dt: learn from its own rollouts")
     args, rest = parser.parse_known_args(argv)
     help_asked = "-h" in argv or "--help" in argv
     if args.env is None or help_asked:
@@ -64,9 +73,14 @@ def cmd_train(argv):
                 print(f"  --{section}.{key} {value!r}")
         return
     overrides = parse_overrides(rest)
-    for key, value in (("seed", args.seed), ("device", args.device), ("total_steps", args.total_steps)):
+    for key, value in (("seed", args.seed), ("device", args.device), ("total_steps", args.total_steps),
+                       ("logger", args.logger)):
         if value is not None:
             overrides[f"train.{key}"] = value
+    if args.algo == "dt":
+        return train_dt(args, overrides)
+    if args.data or args.online:
+        raise ValueError("--data and --online are for --algo dt")
     resume = None
     if args.resume:
         from puffer.trainer.checkpoint import load_checkpoint
@@ -75,9 +89,8 @@ def cmd_train(argv):
         if saved["env_name"] != args.env:
             raise ValueError(f"checkpoint {resume} is for {saved['env_name']!r}, not {args.env!r}")
         config = saved["config"]
-        for dotted, value in overrides.items():
-            section, key = dotted.split(".", 1)
-            config[section][key] = value
+        for dotted, value in overrides.items():  # parsed and checked against the saved config
+            set_key(config, dotted, value, "the command line")
         run_dir = Path(args.run_dir) if args.run_dir else (resume if resume.is_dir() else resume.parent)
     else:
         config = load_config(args.env, overrides)
@@ -86,13 +99,45 @@ def cmd_train(argv):
     if args.init and config["policy"]["type"] == "gpt":
         print_samples("before training (the --init model)", args.init)
     summary = train(args.env, config, run_dir, resume=resume, init=args.init)
+    if "RANK" in os.environ:  # under torchrun: rank 0 reports, then every rank leaves at once
+        if os.environ["RANK"] == "0":
+            print_summary(summary)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Skips the interpreter's teardown, where gloo's worker threads can
+        # still abort a finished process ("terminate called without an
+        # active exception"), failing a run that completed and saved.
+        os._exit(0)
     if args.init and config["policy"]["type"] == "gpt":
         print_samples("after training", summary["checkpoint"])
+    print_summary(summary)
+
+
+def print_summary(summary):
     print(f"\ntrained {summary['env_name']}: {summary['global_step']:,} steps in {summary['wall_time']:.1f} s "
           f"({summary['sps']:,.0f} steps/s)")
     print(f"  episode return {fmt(summary['episode_return'])} (last 100: {fmt(summary['mean_return_100'])}; "
           f"first episodes: {fmt(summary['first_episode_return'])}), score {fmt(summary['score'])}")
     print(f"  checkpoint: {summary['checkpoint']}")
+
+
+def train_dt(args, overrides):
+    if args.resume or args.init:
+        raise ValueError("--algo dt takes neither --resume nor --init")
+    config = load_config(args.env, overrides)
+    run_dir = Path(args.run_dir or f"runs/{args.env}-dt-{time.strftime('%Y%m%d-%H%M%S')}")
+    from puffer.trainer.dt import train
+    summary = train(args.env, config, run_dir, data=args.data, online=args.online)
+    print(f"\ntrained {args.env} (decision transformer{', online' if args.online else ''}): "
+          f"{summary['steps']:,} gradient steps, {summary['episodes']:,} episodes, {summary['wall_time']:.1f} s")
+    print_dt_evaluation(summary["evaluation"])
+    print(f"  checkpoint: {summary['checkpoint']}")
+
+
+def print_dt_evaluation(results):
+    for r in results:
+        print(f"  target {r['target']:g}: achieved {r['mean_return']:.3f} ± {r['std_return']:.3f}, "
+              f"length {r['mean_length']:.1f}, score {fmt(r['score'])}, action entropy {fmt(r['entropy'])}")
 
 
 def print_samples(title, checkpoint, count=3, length=120):
@@ -139,13 +184,87 @@ def cmd_eval(argv):
     parser.add_argument("--sample", action="store_true", help="sample actions instead of taking the most likely")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--target", type=float, action="append",
+                        help="decision transformer checkpoints: a target return to condition on (repeatable)")
+    parser.add_argument("--render", choices=["gif", "ansi"],
+                        help="also show the first env's episode: an animated GIF, or text frames here")
+    parser.add_argument("--out", help="where --render gif writes (default: ENV.gif beside the checkpoint)")
     args = parser.parse_args(argv)
+    if args.render and args.target:
+        raise ValueError("--render shows a PPO checkpoint's episode; it does not take --target")
+    if args.target:
+        from puffer.trainer.dt import evaluate, load_model
+        model, saved = load_model(args.checkpoint, args.device)
+        if saved["env_name"] != args.env:
+            raise ValueError(f"checkpoint is for {saved['env_name']!r}, not {args.env!r}")
+        print(f"{args.env}: {args.episodes} episodes per target ({'sampled' if args.sample else 'greedy'}):")
+        print_dt_evaluation(evaluate(model, args.env, saved["config"]["env"], args.target, args.episodes, args.seed,
+                                     temperature=1.0 if args.sample else None))
+        return
     from puffer.trainer.evaluate import evaluate
     result = evaluate(args.env, args.checkpoint, episodes=args.episodes, deterministic=not args.sample,
-                      seed=args.seed, device=args.device)
+                      seed=args.seed, device=args.device, render=args.render)
+    if args.render:
+        show_episode(args, result)
     print(f"{args.env}: {result['episodes']} episodes ({'sampled' if args.sample else 'greedy'}): "
           f"mean return {result['mean_return']:.3f} ± {result['std_return']:.3f}, "
           f"mean length {result['mean_length']:.1f}, score {fmt(result['score'])}")
+
+
+def show_episode(args, result):
+    """The rendered first episode of `puffer eval`: a GIF file, the text a
+    text env wrote, or text frames."""
+    from puffer.render import play, save_gif
+    summary = f"episode 0: {len(result['frames'])} steps, return {result['first_return']:.3f}"
+    if args.render == "gif":
+        checkpoint = Path(args.checkpoint)
+        path = args.out or (checkpoint if checkpoint.is_dir() else checkpoint.parent) / f"{args.env}.gif"
+        save_gif(result["frames"], path, result["fps"])
+        print(f"{summary}; wrote {path}")
+    elif "generated" in result:
+        print(f"prompt:\n{result['prompt']}\n\ngenerated:\n{result['generated']}\n\n{summary}")
+    else:
+        play(result["frames"], result["fps"], live=sys.stdout.isatty())
+        print(summary)
+
+
+def cmd_collect(argv):
+    parser = argparse.ArgumentParser(
+        prog="puffer collect", allow_abbrev=False,
+        description="Roll out a PPO checkpoint (or, without one, a random policy) and write whole "
+                    "episodes to one .npz for puffer train ENV --algo dt --data FILE. Env options: --env.KEY VALUE.")
+    env_name_arg(parser)
+    parser.add_argument("--checkpoint", help="a PPO checkpoint or run directory; default: random actions")
+    parser.add_argument("--episodes", type=int, required=True)
+    parser.add_argument("--epsilon", type=float, nargs="+",
+                        help="chance of a random action instead of the policy's; several values are "
+                             "spread over the envs, for data of mixed quality (default 0)")
+    parser.add_argument("--out", help="default runs/ENV-data-TIME.npz")
+    parser.add_argument("--num-envs", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    args, rest = parser.parse_known_args(argv)
+    overrides = parse_overrides(rest)
+    if any(not key.startswith("env.") for key in overrides):
+        raise ValueError(f"puffer collect takes env options only (--env.KEY VALUE), got {', '.join(overrides)}")
+    env_config = load_config(args.env, overrides)["env"]
+    from puffer.trainer.collect import collect, episode_returns, save_dataset
+    data = collect(args.env, args.episodes, env_config, args.checkpoint, args.epsilon, args.num_envs, args.seed)
+    out = Path(args.out or f"runs/{args.env}-data-{time.strftime('%Y%m%d-%H%M%S')}.npz")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_dataset(out, data, args.env, env_config)
+    returns = episode_returns(data)
+    print(f"{args.env}: {len(returns)} episodes, {len(data['rewards']):,} steps, return mean {returns.mean():.2f} "
+          f"(min {returns.min():.2f}, max {returns.max():.2f}) -> {out}")
+
+
+def cmd_plot(argv):
+    parser = argparse.ArgumentParser(prog="puffer plot", allow_abbrev=False,
+                                     description="Learning curves of one or more runs (their metrics.jsonl).")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    parser.add_argument("--out", help="the PNG to write (default: curves.png in the first RUN_DIR)")
+    args = parser.parse_args(argv)
+    from puffer.plot import plot_runs
+    print(f"wrote {plot_runs(args.run_dirs, args.out)}")
 
 
 def cmd_list(argv):
@@ -159,12 +278,29 @@ def cmd_list(argv):
 
 def cmd_bench(argv):
     parser = argparse.ArgumentParser(prog="puffer bench", allow_abbrev=False)
-    env_name_arg(parser)
+    parser.add_argument("env", nargs="?", help=f"one of: {', '.join(puffer.ENVS)}")
+    parser.add_argument("--all", action="store_true",
+                        help="every env against every reference installed here, in one table")
     parser.add_argument("--num-envs", type=int, default=4096)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--compare", action="append", default=[],
-                        help="a reference to measure in the same run: gymnasium, envpool, numpy")
+                        help="a reference to measure in the same run: gymnasium, envpool, numpy, pufferlib")
+    parser.add_argument("--train", action="store_true",
+                        help="instead, train with ENV's config (any --section.key value overrides it) and "
+                             "print training SPS, where the time went and the policy's MFU")
     args, rest = parser.parse_known_args(argv)
+    if args.all:
+        if args.env or args.compare or args.train or rest:
+            raise ValueError("puffer bench --all takes no env, --compare, --train or options")
+        from puffer.bench import bench_all
+        bench_all(args.num_envs, args.seconds)
+        return
+    if args.env is None:
+        parser.error("name an env, or use --all")
+    if args.train:
+        from puffer.bench import bench_training
+        bench_training(args.env, parse_overrides(rest))
+        return
     env_kwargs = {}
     for dotted, value in parse_overrides(rest).items():
         if not dotted.startswith("env."):

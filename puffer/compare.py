@@ -1,7 +1,9 @@
-"""`puffer compare cartpole`: puffer's PPO and Stable-Baselines3's PPO (with its
-zoo's CartPole-v1 hyperparameters, when installed) on the same seeds, side by
-side: training wall time and steps until the mean return of the last 100
-episodes first reaches the threshold, and training SPS."""
+"""`puffer compare ENV`: puffer's PPO on ENV and Stable-Baselines3's PPO (with
+rl-baselines3-zoo's hyperparameters, when installed) on Gymnasium's original
+of it, on the same seeds, side by side: training wall time and steps until the
+mean return of the last 100 episodes first reaches the threshold, and training
+SPS. Then transfer: the last seed's policies swapped, puffer's run in
+Gymnasium's env and SB3's in puffer's (same observations and actions)."""
 import json
 import statistics
 import tempfile
@@ -9,9 +11,26 @@ import time
 from collections import deque
 from pathlib import Path
 
+import puffer
 from puffer.config import load_config
 
-THRESHOLDS = {"cartpole": 475.0}
+THRESHOLDS = {"cartpole": 475.0, "lunar_lander": 200.0}
+
+
+def linear(start):
+    """SB3 schedule: `start` decayed linearly to 0 over training."""
+    return lambda progress: progress * start
+
+
+# rl-baselines3-zoo's PPO hyperparameters (hyperparams/ppo.yml) for Gymnasium's
+# original of each env, and how many steps SB3 gets to reach the threshold.
+SB3_ZOO = {
+    "cartpole": dict(env_id="CartPole-v1", n_envs=8, max_steps=300_000, ppo=dict(
+        n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
+        learning_rate=linear(1e-3), clip_range=linear(0.2))),
+    "lunar_lander": dict(env_id="LunarLander-v3", n_envs=16, max_steps=2_000_000, ppo=dict(
+        n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999, n_epochs=4, ent_coef=0.01)),
+}
 
 
 def first_solved(metrics_path, threshold):
@@ -31,13 +50,37 @@ def run_puffer(env_name, seed, threshold, overrides):
     with tempfile.TemporaryDirectory() as run_dir:
         summary = train(env_name, config, run_dir, live=False)
         solved = first_solved(Path(run_dir) / "metrics.jsonl", threshold)
+        act = puffer_actor(env_name, run_dir)
     return {"seed": seed, "solved": solved is not None, "time": solved and solved[0],
-            "steps": solved and solved[1], "sps": summary["sps"]}
+            "steps": solved and solved[1], "sps": summary["sps"], "act": act}
 
 
-def run_sb3(seed, threshold, max_steps):
-    """SB3 PPO with rl-zoo3's CartPole-v1 hyperparameters (8 envs x 32 steps,
-    batch 256, 20 epochs, gamma 0.98, lambda 0.8, linear lr 1e-3 and clip 0.2)."""
+def puffer_actor(env_name, checkpoint):
+    """A checkpoint's greedy policy (feed-forward) as a function of a batch of
+    observations."""
+    import numpy as np
+    import torch
+
+    from puffer.models import make_policy
+    from puffer.trainer.checkpoint import load_checkpoint
+    saved = load_checkpoint(checkpoint)
+    env = puffer.make(env_name, num_envs=1, **saved["config"]["env"])
+    policy = make_policy(saved["config"]["policy"], env.single_observation_space, env.single_action_space)
+    env.close()
+    policy.load_state_dict(saved["policy"])
+    policy.eval()
+
+    @torch.inference_mode()
+    def act(obs):
+        obs = torch.as_tensor(np.asarray(obs, np.float32))
+        params, _, _ = policy(obs, None, torch.ones(len(obs)))
+        return policy.head.sample(params, deterministic=True)[0].numpy()
+    return act
+
+
+def run_sb3(env_name, seed, threshold):
+    """SB3 PPO with rl-zoo3's hyperparameters (SB3_ZOO) on Gymnasium's env."""
+    import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -56,19 +99,42 @@ def run_sb3(seed, threshold, max_steps):
                 return False
             return True
 
-    def linear(start):
-        return lambda progress: progress * start
-
-    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
-    model = PPO("MlpPolicy", env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20,
-                ent_coef=0.0, learning_rate=linear(1e-3), clip_range=linear(0.2), seed=seed, device="cpu")
+    zoo = SB3_ZOO[env_name]
+    torch.set_num_threads(1)  # as puffer's small policies train (train.torch_threads)
+    env = make_vec_env(zoo["env_id"], n_envs=zoo["n_envs"], seed=seed)
+    model = PPO("MlpPolicy", env, seed=seed, device="cpu", **zoo["ppo"])
     callback = StopWhenSolved()
     callback.start = time.perf_counter()
-    model.learn(max_steps, callback=callback)
+    model.learn(zoo["max_steps"], callback=callback)
     elapsed = time.perf_counter() - callback.start
     solved = callback.solved_at
     return {"seed": seed, "solved": solved is not None, "time": solved and solved[0],
-            "steps": solved and solved[1], "sps": model.num_timesteps / elapsed}
+            "steps": solved and solved[1], "sps": model.num_timesteps / elapsed,
+            "act": lambda obs: model.predict(obs, deterministic=True)[0]}
+
+
+def mean_return(env, act, seed):
+    """Mean return of the first episode in each of a vector env's envs (a
+    puffer env or a Gymnasium vector env), with actions from `act`."""
+    import numpy as np
+    obs, _ = env.reset(seed=seed)
+    returns = np.zeros(env.num_envs)
+    running = np.ones(env.num_envs, bool)
+    while running.any():
+        obs, rewards, terminals, truncations, _ = env.step(act(obs))
+        returns += rewards * running
+        running &= ~(terminals | truncations)
+    env.close()
+    return float(returns.mean())
+
+
+def transfer(env_name, puffer_act, sb3_act, episodes=100, seed=0):
+    """Mean returns over `episodes` episodes of puffer's policy in Gymnasium's
+    env and of SB3's (trained in Gymnasium's) in puffer's."""
+    import gymnasium
+    gym_env = gymnasium.make_vec(SB3_ZOO[env_name]["env_id"], num_envs=episodes, vectorization_mode="sync")
+    return {"puffer_in_gymnasium": mean_return(gym_env, puffer_act, seed),
+            "sb3_in_puffer": mean_return(puffer.make(env_name, num_envs=episodes), sb3_act, seed)}
 
 
 def summarize(name, runs):
@@ -81,32 +147,38 @@ def summarize(name, runs):
             "sps": statistics.median(r["sps"] for r in runs)}
 
 
-def main_compare(env_name, seeds=10, sb3=True, overrides=None, print_fn=print):
+def main_compare(env_name, seeds=10, sb3=True, overrides=None, transfer_episodes=100, print_fn=print):
     if env_name not in THRESHOLDS:
         raise ValueError(f"compare knows {', '.join(THRESHOLDS)}, not {env_name!r}")
     threshold = THRESHOLDS[env_name]
     overrides = overrides or {}
     rows = []
-    runs = []
+    puffer_runs = []
     for seed in range(seeds):
-        runs.append(run_puffer(env_name, seed, threshold, overrides))
-        r = runs[-1]
+        puffer_runs.append(run_puffer(env_name, seed, threshold, overrides))
+        r = puffer_runs[-1]
         print_fn(f"puffer seed {seed}: " + (f"solved in {r['time']:.2f} s, {r['steps']:,} steps"
                                             if r["solved"] else "not solved") + f", {r['sps']:,.0f} SPS")
-    rows.append(summarize("puffer", runs))
+    rows.append(summarize("puffer", puffer_runs))
     if sb3:
         try:
             import stable_baselines3  # noqa: F401
         except ImportError:
             print_fn("stable-baselines3 is not installed (pip install stable-baselines3): skipping it")
         else:
-            runs = []
+            sb3_runs = []
             for seed in range(seeds):
-                runs.append(run_sb3(seed, threshold, max_steps=300_000))
-                r = runs[-1]
+                sb3_runs.append(run_sb3(env_name, seed, threshold))
+                r = sb3_runs[-1]
                 print_fn(f"sb3 seed {seed}: " + (f"solved in {r['time']:.2f} s, {r['steps']:,} steps"
                                                  if r["solved"] else "not solved") + f", {r['sps']:,.0f} SPS")
-            rows.append(summarize("sb3", runs))
+            rows.append(summarize("sb3", sb3_runs))
+            if transfer_episodes:
+                moved = transfer(env_name, puffer_runs[-1]["act"], sb3_runs[-1]["act"], transfer_episodes)
+                print_fn(f"transfer (seed {seeds - 1}, {transfer_episodes} episodes each, greedy): puffer's policy "
+                         f"in Gymnasium's {SB3_ZOO[env_name]['env_id']}: mean return "
+                         f"{moved['puffer_in_gymnasium']:.1f}; SB3's (trained there) in puffer's {env_name}: "
+                         f"{moved['sb3_in_puffer']:.1f}")
     print_fn(f"\n{env_name}: time until the mean return of the last 100 episodes reaches {threshold:g}")
     print_fn(f"{'impl':8} {'solved':>7} {'median s':>9} {'min s':>7} {'max s':>7} {'median steps':>13} "
              f"{'SPS':>10} {'time ratio':>11}")

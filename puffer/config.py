@@ -1,12 +1,34 @@
 """Configs: configs/defaults.toml, overridden by configs/<env>.toml, overridden
 by the command line (`--section.key value`). Every key must already exist in
 the defaults (or, for [env], be one of the env's options) and keep its type, so
-a typo or a wrong type is an error that names the valid keys."""
+a typo or a wrong type is an error that names the valid keys, and a number
+out of its key's range (`RANGES`) or NaN is an error that names the range."""
+import math
+import re
 import tomllib
 from importlib import resources
 from types import SimpleNamespace
 
 import puffer
+from puffer import gymnasium_env
+
+# The allowed range (low, high; None: unbounded) of numeric keys of the PPO
+# trainer, so that a bad value is an error here rather than a crash or a
+# silently useless run later.
+RANGES = {
+    "vec.num_envs": (1, None), "vec.num_workers": (0, None), "vec.batch_size": (0, None),
+    "vec.worker_timeout": (0.0, None),
+    "train.total_steps": (1, None), "train.seed": (0, 2**32 - 1), "train.torch_threads": (1, None),
+    "train.horizon": (1, None), "train.learning_rate": (0.0, None), "train.gamma": (0.0, 1.0),
+    "train.gae_lambda": (0.0, 1.0), "train.update_epochs": (1, None),
+    "train.num_minibatches": (1, None), "train.clip_coef": (0.0, None), "train.vf_coef": (0.0, None),
+    "train.max_grad_norm": (0.0, None), "train.target_kl": (0.0, None), "train.kl_coef": (0.0, None),
+    "train.checkpoint_interval": (1, None), "train.log_interval": (0.0, None),
+    "policy.hidden_size": (1, None), "policy.num_layers": (1, None), "policy.num_heads": (1, None),
+}
+# The form of string keys that are not checked where they are used.
+FORMATS = {"train.device": (r"cpu|cuda(:\d+)?|mps", "cpu, cuda, cuda:N or mps"),
+           "train.logger": (r"none|tensorboard|wandb", "none, tensorboard or wandb")}
 
 
 def read_toml(name):
@@ -24,8 +46,17 @@ def load_config(env_name, overrides=None):
     is parsed as a TOML value)."""
     config = read_toml("defaults")
     config["env"] = puffer.env_options(env_name)
-    for source, values in ((f"configs/{env_name}.toml", read_toml(env_name)),
-                           ("the command line", overrides or {})):
+    env_source = f"configs/{env_name}.toml"
+    env_values = read_toml(env_name)
+    if env_name.startswith(puffer.GYM_PREFIX):
+        # A Python env steps far slower than a C one: spread it over worker
+        # processes, and train it as its C twin (if it has one) is trained.
+        config["vec"]["backend"] = "multiprocessing"
+        twin = gymnasium_env.twin_of(env_name)
+        env_source = f"configs/{twin}.toml" if twin else "no file"
+        env_values = {section: values for section, values in read_toml(twin).items()
+                      if section != "env"} if twin else {}
+    for source, values in ((env_source, env_values), ("the command line", overrides or {})):
         for dotted, value in flatten(values).items():
             set_key(config, dotted, value, source)
     return config
@@ -53,7 +84,21 @@ def set_key(config, dotted, value, source):
     default = config[section][key]
     if isinstance(value, str) and not isinstance(default, str):
         value = parse_value(value)
-    config[section][key] = check_type(dotted, value, default, source)
+    value = check_type(dotted, value, default, source)
+    check_range(dotted, value, source)
+    config[section][key] = value
+
+
+def check_range(dotted, value, source):
+    if dotted in FORMATS and not re.fullmatch(FORMATS[dotted][0], value):
+        raise ValueError(f"config key {dotted!r} in {source} must be {FORMATS[dotted][1]}, got {value!r}")
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError(f"config key {dotted!r} in {source} must be a number, got nan")
+    if dotted in RANGES and isinstance(value, (int, float)) and not isinstance(value, bool):
+        low, high = RANGES[dotted]
+        if value < low or (high is not None and value > high):
+            allowed = f"in [{low}, {high}]" if high is not None else f"at least {low}"
+            raise ValueError(f"config key {dotted!r} in {source} must be {allowed}, got {value!r}")
 
 
 def parse_value(text):

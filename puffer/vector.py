@@ -13,11 +13,14 @@ import signal
 import time
 import traceback
 import weakref
+from collections import deque
 from multiprocessing import connection as mp_connection
 from types import SimpleNamespace
 
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
 
 def buffer_specs(observation_space, action_space, num_envs):
@@ -77,7 +80,24 @@ def check_action_values(action_space, actions):
         raise ValueError(f"actions[{row}] = {actions[row]} is not finite")
 
 
-class PufferEnv:
+def write_actions(action_space, target, actions):
+    """Copies `actions` into the buffer `target` after checking their shape,
+    kind and (before a cast could wrap them) range."""
+    actions = np.asarray(actions)
+    if actions.shape != target.shape:
+        raise ValueError(f"actions must have shape {target.shape} (num_envs, "
+                         f"*action_space.shape), got {actions.shape}")
+    if isinstance(action_space, spaces.Discrete):
+        if actions.dtype.kind not in "iu":
+            raise TypeError(f"discrete actions must be integers, got dtype {actions.dtype}")
+        if actions.dtype != np.int32:
+            check_action_values(action_space, actions)
+    elif actions.dtype.kind != "f":
+        raise TypeError(f"continuous actions must be floats, got dtype {actions.dtype}")
+    np.copyto(target, actions, casting="unsafe")
+
+
+class PufferEnv(VectorEnv):
     """Base of every C env. A subclass sets `single_observation_space` and
     `single_action_space` (Discrete, or a float32 Box), calls
     `super().__init__(num_envs, buffers)` and then `self.bind(binding.VecEnv, config)`.
@@ -85,8 +105,15 @@ class PufferEnv:
     `buffers`, when given, are preallocated arrays (see `allocate_buffers`) that
     the env writes into instead of its own: the multiprocessing backend passes
     slices of shared memory.
+
+    A Gymnasium `VectorEnv`: an episode resets inside the step that ends it
+    (autoreset mode SAME_STEP), and its last observation is in
+    `infos["final_observations"]`, a dense array whose rows are valid where
+    `terminals | truncations` (not Gymnasium's per-env object array "final_obs",
+    which would cost an allocation every step).
     """
 
+    metadata = {"render_modes": []}
     single_observation_space: spaces.Space
     single_action_space: spaces.Space
 
@@ -106,7 +133,11 @@ class PufferEnv:
                 raise ValueError(f"buffer {name} must be a C-contiguous {dtype} array of shape "
                                  f"{shape}, got {array.dtype} {array.shape}")
             setattr(self, name, array)
-        self.infos = {"final_observations": self.final_observations}
+        self.observation_space = batch_space(obs_space, self.num_envs)
+        self.action_space = batch_space(act_space, self.num_envs)
+        # Subclasses' metadata name their render modes; all autoreset alike.
+        self.metadata = {**self.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+        self.batch_size = self.num_envs
 
     def bind(self, vec_env_class, config):
         """Creates the C envs over this env's buffers."""
@@ -117,33 +148,35 @@ class PufferEnv:
             self.terminals.view(np.uint8), self.truncations.view(np.uint8),
             self.final_observations.reshape(n, -1), num_actions, config)
 
-    def reset(self, seed=None, index_offset=0):
+    def reset(self, seed=None, options=None, index_offset=0):
         """Resets every env; env i draws from (seed, index_offset + i), so a seed
-        gives the same trajectories however the envs are split over workers."""
+        gives the same trajectories however the envs are split over workers.
+        `options` is Gymnasium's argument: puffer envs take theirs when made."""
+        if options:
+            raise ValueError(f"{type(self).__name__}.reset takes no options (an env's options are "
+                             f"given when it is made), got {options!r}")
         self.c_envs.reset(resolve_seed(seed), int(index_offset))
-        return self.observations, self.infos
+        return self.observations, {"final_observations": self.final_observations}
 
     def step(self, actions):
         """Writes `actions` into the actions buffer (unless it is that buffer),
         steps every env, and returns the shared buffers."""
-        if actions is not self.actions:
-            self.write_actions(actions)
-        self.c_envs.step()
-        return self.observations, self.rewards, self.terminals, self.truncations, self.infos
+        self.send(actions)
+        return self.recv()
 
-    def write_actions(self, actions):
-        actions = np.asarray(actions)
-        if actions.shape != self.actions.shape:
-            raise ValueError(f"actions must have shape {self.actions.shape} (num_envs, "
-                             f"*action_space.shape), got {actions.shape}")
-        if isinstance(self.single_action_space, spaces.Discrete):
-            if actions.dtype.kind not in "iu":
-                raise TypeError(f"discrete actions must be integers, got dtype {actions.dtype}")
-            if actions.dtype != np.int32:
-                check_action_values(self.single_action_space, actions)  # before a cast could wrap
-        elif actions.dtype.kind != "f":
-            raise TypeError(f"continuous actions must be floats, got dtype {actions.dtype}")
-        np.copyto(self.actions, actions, casting="unsafe")
+    def send(self, actions):
+        """Steps every env at once: in-process there is nothing to overlap.
+        With `recv`, the interface of the multiprocessing backend's async mode
+        (whose batch is all envs here: `batch_size == num_envs`)."""
+        if actions is not self.actions:
+            write_actions(self.single_action_space, self.actions, actions)
+        self.c_envs.step()
+
+    def recv(self):
+        """The buffers after the last `send`."""
+        # A new infos dict each step (some 50 ns): Gymnasium's wrappers add keys to it.
+        return (self.observations, self.rewards, self.terminals, self.truncations,
+                {"final_observations": self.final_observations})
 
     def log(self):
         """Mean episode return, length and score over the episodes finished
@@ -152,6 +185,7 @@ class PufferEnv:
 
     def close(self):
         self.c_envs = None
+        self.closed = True
 
 
 
@@ -311,14 +345,25 @@ def _preload_forkserver(ctx, modules):
         ctx.set_forkserver_preload(current + missing)
 
 
-class Multiprocessing:
+class Multiprocessing(VectorEnv):
     """`num_envs` envs of class `cls` split evenly over `num_workers` processes.
 
-    Same interface as `PufferEnv` (reset, step, log, close and the buffers,
-    which live in shared memory), plus `send(actions)` / `recv()` to step
+    Same interface as `PufferEnv` (a Gymnasium `VectorEnv`: reset, step,
+    log, close and the buffers, which live in shared memory), plus `send(actions)` / `recv()` to step
     asynchronously: `send` validates the actions, writes them to the shared
-    actions buffer and returns at once; `recv` waits for every worker and
+    actions buffer and returns at once; `recv` waits for the workers and
     returns what `step` returns. `step(actions)` is `send(actions)` then `recv()`.
+
+    Async mode, EnvPool style: with `batch_size` < `num_envs` the envs form
+    num_envs / batch_size batches of whole workers, and `send` / `recv` take
+    one batch at a time, so the policy computes actions for one batch while
+    the workers of the others step. After `reset` every batch awaits actions;
+    `send(actions)` (batch_size rows) starts the batch that has waited
+    longest, and `recv()` returns, as views of the shared buffers (no copy, no
+    allocation), the batch that has stepped longest, waiting for it if
+    needed. Batches go round in a fixed order (rows [0, batch_size) first),
+    not first-come: a step's data never depends on timing, so a seed still
+    gives the same trajectories, and every batch is a contiguous slice.
 
     Worker w holds envs [w*k, (w+1)*k), k = num_envs / num_workers, and resets
     them with index_offset w*k, so a seed gives bit-identical trajectories
@@ -339,12 +384,12 @@ class Multiprocessing:
     As with spawn, workers import the main module (once, in the fork server),
     so a script must guard its entry point with `if __name__ == "__main__":`,
     and `cls` must be importable by name (not defined in a notebook).
-    `timeout` and `start_method` are not reachable through `puffer.make`.
+    `start_method` is not reachable through `puffer.make`.
     """
 
     def __init__(self, cls, num_envs=1, num_workers=None, env_kwargs=None, timeout=None,
-                 start_method=None):
-        self._closed = True  # until the workers are up; close() is then a no-op
+                 start_method=None, batch_size=None):
+        self.closed = True  # until the workers are up; close() is then a no-op
         self.num_envs = check_num_envs(num_envs)
         if num_workers is None:
             num_workers = _default_num_workers(self.num_envs)
@@ -357,11 +402,21 @@ class Multiprocessing:
         if self.num_envs % num_workers:
             raise ValueError(f"num_envs ({self.num_envs}) must be a multiple of num_workers "
                              f"({num_workers})")
+        envs_per_worker = self.num_envs // num_workers
+        if batch_size is None:
+            batch_size = self.num_envs
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1 or batch_size % envs_per_worker or self.num_envs % batch_size:
+            raise ValueError(f"batch_size must divide num_envs ({self.num_envs}) and be a multiple of "
+                             f"the envs per worker ({envs_per_worker}): whole workers per batch, "
+                             f"got {batch_size!r}")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
         env_kwargs = dict(env_kwargs or {})
         self.num_workers = num_workers
-        self.envs_per_worker = self.num_envs // num_workers
+        self.envs_per_worker = envs_per_worker
+        self.batch_size = int(batch_size)
+        self.num_batches = self.num_envs // self.batch_size
         self.timeout = timeout
         self.env_class = cls
 
@@ -370,6 +425,7 @@ class Multiprocessing:
         probe = cls(num_envs=1, **env_kwargs)
         self.single_observation_space = probe.single_observation_space
         self.single_action_space = probe.single_action_space
+        self.metadata = {**probe.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
         probe.close()
         del probe
 
@@ -390,14 +446,23 @@ class Multiprocessing:
         raws = {name: blocks[id(getattr(buffers, name))] for name in specs}
         for name in specs:
             setattr(self, name, getattr(buffers, name))
-        self.infos = {"final_observations": self.final_observations}
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        # What recv() returns for each batch, made once: the buffers themselves
+        # when one batch holds every env, else views of the batch's rows.
+        names = ("observations", "rewards", "terminals", "truncations", "final_observations")
+        self._batch_views = [tuple(getattr(self, name) for name in names)] if self.num_batches == 1 else [
+            tuple(getattr(self, name)[b * self.batch_size:(b + 1) * self.batch_size] for name in names)
+            for b in range(self.num_batches)]
+        self._awaiting = deque(range(self.num_batches))  # batches whose actions are due, oldest first
+        self._stepping = deque()                          # batches stepping, oldest first
 
         self._processes, self._connections = [], []
         self._finalizer = weakref.finalize(self, _shutdown_workers, self._processes,
                                            self._connections)
-        self._closed = False
+        self.closed = False
         self._pending = {}    # worker -> None while a reply is owed
-        self._operation = None
+        self._operation = None  # a reset, log or init in progress
         try:
             for w in range(num_workers):
                 parent_end, child_end = ctx.Pipe(duplex=True)
@@ -417,12 +482,17 @@ class Multiprocessing:
 
     # -- the PufferEnv interface ------------------------------------------
 
-    def reset(self, seed=None):
-        """Resets every env; env i draws from (seed, i) as in the serial backend."""
+    def reset(self, seed=None, options=None):
+        """Resets every env; env i draws from (seed, i) as in the serial backend.
+        `options` is Gymnasium's argument: puffer envs take theirs when made."""
+        if options:
+            raise ValueError(f"Multiprocessing.reset takes no options (an env's options are "
+                             f"given when it is made), got {options!r}")
         self._check_idle("reset")
         self._broadcast(pickle.dumps(("reset", resolve_seed(seed))), "reset")
         self._finish()
-        return self.observations, self.infos
+        self._awaiting = deque(range(self.num_batches))
+        return self.observations, {"final_observations": self.final_observations}
 
     def step(self, actions):
         """send(actions), then recv()."""
@@ -430,27 +500,45 @@ class Multiprocessing:
         return self.recv()
 
     def send(self, actions):
-        """Validates `actions`, writes them into the shared actions buffer
-        (unless they are that buffer) and starts every worker stepping."""
-        self._check_idle("send")
+        """Validates `actions` (batch_size rows), writes them into the batch's
+        rows of the shared actions buffer (unless they are that buffer) and
+        starts the batch's workers stepping."""
+        self._check_open()
+        if self._operation is not None:
+            self._finish()  # a reset or log cut short by an interrupt (Ctrl-C)
+        if not self._awaiting:
+            raise RuntimeError("cannot send(): every batch is stepping; call recv() first")
+        batch = self._awaiting[0]
+        rows = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
         if actions is not self.actions:
-            PufferEnv.write_actions(self, actions)
+            write_actions(self.single_action_space, self.actions[rows], actions)
         # All of the batch is checked before any worker steps, as in PufferEnv.
-        check_action_values(self.single_action_space, self.actions)
-        self._broadcast(_STEP, "step")
+        check_action_values(self.single_action_space, self.actions[rows])
+        self._awaiting.popleft()
+        self._stepping.append(batch)
+        per_batch = self.batch_size // self.envs_per_worker
+        for w in range(batch * per_batch, (batch + 1) * per_batch):
+            self._send_to(w, _STEP)
 
     def recv(self):
-        """Waits for the step started by `send` to finish on every worker."""
+        """Waits for the batch that has stepped longest and returns its
+        observations, rewards, terminals, truncations and infos."""
         self._check_open()
-        if self._operation != "step":
+        if not self._stepping:
             raise RuntimeError("recv() called without a pending send()")
-        self._finish()
-        return self.observations, self.rewards, self.terminals, self.truncations, self.infos
+        batch = self._stepping[0]
+        per_batch = self.batch_size // self.envs_per_worker
+        self._finish(range(batch * per_batch, (batch + 1) * per_batch))
+        self._awaiting.append(self._stepping.popleft())
+        observations, rewards, terminals, truncations, final_observations = self._batch_views[batch]
+        # A new infos dict each step (some 50 ns): Gymnasium's wrappers add keys to it.
+        return observations, rewards, terminals, truncations, {"final_observations": final_observations}
 
     def log(self):
         """The workers' episode means merged, weighted by their episode counts:
         the keys of PufferEnv.log, {} when no episode finished since the last call."""
-        self._check_idle("log")
+        self._check_open()
+        self._finish()  # steps in flight (and an interrupted call) complete first
         self._broadcast(pickle.dumps(("log", None)), "log")
         logs = [entry for entry in self._finish() if entry]
         episodes = sum(entry["episodes"] for entry in logs)
@@ -464,16 +552,17 @@ class Multiprocessing:
     def close(self):
         """Stops and joins the workers and drops the shared buffers (their
         memory is freed once no array you kept refers to it). Idempotent."""
-        if getattr(self, "_closed", True):
+        if getattr(self, "closed", True):
             return
-        self._closed = True
+        self.closed = True
         self._pending = {}
         self._operation = None
+        self._stepping.clear()
         self._finalizer()
         for name in ("observations", "actions", "rewards", "terminals", "truncations",
                      "final_observations"):
             setattr(self, name, None)
-        self.infos = {}
+        self._batch_views = []
 
     def __del__(self):
         try:
@@ -490,12 +579,12 @@ class Multiprocessing:
     # -- plumbing ------------------------------------------------------------
 
     def _check_open(self):
-        if self._closed:
+        if self.closed:
             raise RuntimeError("this Multiprocessing env is closed")
 
     def _check_idle(self, what):
         self._check_open()
-        if self._operation == "step":
+        if self._stepping:
             raise RuntimeError(f"cannot {what}() while a step is pending: call recv() first")
         if self._operation is not None:
             # A reset or log cut short by an interrupt (Ctrl-C): finish it first.
@@ -509,36 +598,42 @@ class Multiprocessing:
 
     def _broadcast(self, message, operation):
         self._begin(operation, ())
-        for w, conn in enumerate(self._connections):
-            try:
-                conn.send_bytes(message)
-            except OSError:
-                pass  # the worker is gone: _finish finds it and says how it ended
-            self._pending[w] = None
+        for w in range(self.num_workers):
+            self._send_to(w, message)
 
-    def _finish(self):
-        """Collects the pending replies; raises the first worker error once all
-        have answered, or RuntimeError / TimeoutError if a worker dies / hangs.
-        An interrupt (Ctrl-C) leaves the rest pending for the next call."""
+    def _send_to(self, w, message):
+        try:
+            self._connections[w].send_bytes(message)
+        except OSError:
+            pass  # the worker is gone: _finish finds it and says how it ended
+        self._pending[w] = None
+
+    def _finish(self, workers=None):
+        """Collects the pending replies of `workers` (default: all); raises the
+        first worker error once they have answered, or RuntimeError /
+        TimeoutError if any worker dies / these hang. An interrupt (Ctrl-C)
+        leaves the rest pending for the next call."""
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         conn_worker = {conn: w for w, conn in enumerate(self._connections)}
         sentinel_worker = {process.sentinel: w for w, process in enumerate(self._processes)}
-        while self._pending:
+        awaited = set(self._pending) if workers is None else set(workers) & set(self._pending)
+        while awaited:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            waiting = [self._connections[w] for w in self._pending]
+            waiting = [self._connections[w] for w in awaited]
             ready = mp_connection.wait(waiting + list(sentinel_worker), remaining)
             if not ready:
                 self._fail(TimeoutError, f"no reply within {self.timeout} s from multiprocessing "
-                           f"worker(s) {sorted(self._pending)} during {self._operation}")
+                           f"worker(s) {sorted(awaited)} during {self._operation or 'step'}")
             for obj in ready:
-                if obj not in conn_worker:
-                    continue  # a sentinel: dealt with below, after the readable pipes
+                if obj not in conn_worker or conn_worker[obj] not in awaited:
+                    continue  # a sentinel (dealt with below), or a reply for a later call
                 w = conn_worker[obj]
                 try:
                     data = obj.recv_bytes()
                 except (EOFError, OSError):
                     self._fail_dead(w)
                 del self._pending[w]
+                awaited.discard(w)
                 if data != _DONE:
                     status, value, *remote_traceback = pickle.loads(data)
                     if status == "ok":
@@ -548,7 +643,8 @@ class Multiprocessing:
             for obj in ready:
                 if obj in sentinel_worker:
                     self._fail_dead(sentinel_worker[obj])
-        self._operation = None
+        if not self._pending:
+            self._operation = None
         if self._errors:
             self._errors.sort(key=lambda error: error[0])
             w, exc, remote_traceback = self._errors[0]
@@ -567,7 +663,7 @@ class Multiprocessing:
         first = w * self.envs_per_worker
         self._fail(RuntimeError, f"multiprocessing worker {w} (pid {process.pid}, envs {first}:"
                    f"{first + self.envs_per_worker}) died with {_exit_description(process.exitcode)}"
-                   f" during {self._operation} (its traceback, if it printed one, is on stderr);"
+                   f" during {self._operation or 'step'} (its traceback, if it printed one, is on stderr);"
                    f" the env is closed")
 
     def _fail(self, exc_type, message):

@@ -56,7 +56,7 @@ def test_main_bench_cartpole_with_numpy_reference():
 
 
 def test_unavailable_reference_is_reported_not_raised(monkeypatch):
-    def missing(impl, ref_id, num_envs):
+    def missing(impl, ref_id, num_envs, name):
         raise ImportError("envpool is not installed")
     monkeypatch.setattr(bench, "_make_reference", missing)
     result = bench.bench_reference("cartpole", "envpool", num_envs=4, seconds=0.05)
@@ -65,14 +65,15 @@ def test_unavailable_reference_is_reported_not_raised(monkeypatch):
 
 
 def test_unknown_compare_target_errors_clearly():
-    with pytest.raises(ValueError, match="unknown compare target 'pufferlib'.*gymnasium, envpool, numpy"):
-        bench.main_bench("light_button", num_envs=4, seconds=0.05, compare=["pufferlib"])
+    with pytest.raises(ValueError, match="unknown compare target 'gym'.*gymnasium, envpool, numpy, pufferlib"):
+        bench.main_bench("light_button", num_envs=4, seconds=0.05, compare=["gym"])
 
 
 def test_compare_without_reference_names_those_that_exist():
-    with pytest.raises(ValueError, match="no numpy reference for lunar_lander.*gymnasium, envpool"):
+    with pytest.raises(ValueError, match="no numpy reference for lunar_lander.*gymnasium, envpool, pufferlib"):
         bench.check_compare("lunar_lander", ["numpy"])
-    with pytest.raises(ValueError, match="light_button has no reference.*cartpole"):
+    with pytest.raises(ValueError, match="no gymnasium reference for light_button; references for "
+                                         "light_button: pufferlib"):
         bench.main_bench("light_button", num_envs=4, seconds=0.05, compare=["gymnasium"])
     assert bench.check_compare("cartpole", ["numpy", "gymnasium", "numpy"]) == ["numpy", "gymnasium"]
 
@@ -168,3 +169,28 @@ def test_numpy_cartpole_truncates_at_500_steps():
     assert truncations.tolist() == [False, False, True]
     assert env.steps.tolist() == [1, 499, 0]
 
+
+
+def test_bench_all_measures_every_env_and_its_references():
+    lines = []
+    results = bench.bench_all(num_envs=16, seconds=0.02, print_fn=lines.append)
+    for name in puffer.ENVS:
+        rows = [r for r in results if r["env"] == name]
+        assert rows[0]["impl"] == "puffer" and rows[0]["sps"] > 0
+        assert [r["impl"] for r in rows[1:]] == [*bench.REFERENCES.get(name, {}), "pufferlib"]
+        assert all(r["puffer_speedup"] or r["sps"] is None for r in rows)
+    assert any("gymnasium" in line for line in lines)
+
+
+def test_bench_training_reports_mfu():
+    metrics = bench.bench_training("light_button", {"train.total_steps": 4096, "train.torch_threads": 1},
+                                   print_fn=lambda *_: None)
+    assert metrics["global_step"] >= 4096 and metrics["sps"] > 0
+    assert 0 < metrics["mfu"] < 1 and metrics["flops_per_sample"] > 0
+    assert sum(metrics[k] for k in ("env", "inference", "copies", "learning")) == pytest.approx(1.0)
+
+
+def test_pufferlib_vector_reference_steps_our_env():
+    pytest.importorskip("pufferlib.vector", reason="needs the optional pufferlib-core")
+    result = bench.bench_reference("light_button", "pufferlib", num_envs=16, seconds=0.05)
+    assert result["id"] == bench.PUFFERLIB_ID and result["sps"] > 0

@@ -294,6 +294,24 @@ def test_free_flight_tracks_box2d():
     np.testing.assert_allclose(ours_state(env), box2d_state(u), atol=1e-2)
 
 
+def test_legs_hang_past_their_limit_as_in_box2d():
+    """The motor swings a leg back at 0.3 rad/s, and Box2D's joint limit only
+    stops it once it has passed the limit: in flight the legs hang up to one
+    step's turn (0.006 rad) below 0.35, feet up to 4 mm lower, which decides
+    at which step they meet the ground."""
+    gym_env, u, ground = box2d_lander()
+    start = dict(x=10.0, y=11.0, vx=0.3, vy=0.5, angle=0.1, omega=0.2, legs=(0.40, 0.43))
+    box2d_set(u, **start)
+    env = single(start, ground)
+    for _ in range(30):
+        u.np_random = NoDispersion()
+        gym_env.step(0)
+        legs = binding.physics_step(env.c_envs, 0, 0.0, 0.0, -1.0, 0.0, 0.0)["legs"]
+    box2d_legs = [u.legs[0].angle - u.lander.angle, u.lander.angle - u.legs[1].angle]
+    np.testing.assert_allclose(legs, box2d_legs, atol=1e-3)
+    assert 0.344 <= min(legs) and max(legs) < 0.349
+
+
 @pytest.mark.parametrize("vy, angle, vx, outcome", [
     (-1.0, 0.0, 0.0, "rest"), (-1.5, 0.0, 0.0, "rest"), (-2.0, 0.0, 0.0, "crash"), (-0.5, 0.1, 0.0, "rest"),
     (-0.5, -0.15, 1.5, "rest"), (-0.5, 0.3, 0.0, "crash"), (-1.0, 0.2, 1.5, "crash"), (-0.5, 0.0, 3.0, "rest")])
@@ -320,3 +338,12 @@ def test_landings_end_as_in_box2d(vy, angle, vx, outcome):
     assert ends["box2d"][0] == outcome and ends["ours"][0] == outcome
     assert abs(ends["box2d"][1] - ends["ours"][1]) <= 30
     assert abs(ends["box2d"][2] - ends["ours"][2]) < 0.1
+
+
+def test_transfer_runs_a_policy_in_both_envs():
+    """`puffer compare`'s transfer: one policy, 100 episodes in Gymnasium's
+    LunarLander-v3 and 100 in ours; the heuristic lands in both."""
+    pytest.importorskip("Box2D")
+    from puffer.compare import transfer
+    returns = transfer("lunar_lander", heuristic, heuristic, episodes=100)
+    assert returns["puffer_in_gymnasium"] >= 200 and returns["sb3_in_puffer"] >= 200, returns

@@ -107,6 +107,83 @@ def test_send_recv_misuse(mp_env):
     mp_env.step(np.zeros(8, np.int32))
 
 
+
+@pytest.mark.parametrize("name", ["light_button", "cartpole"])
+def test_async_batches_match_serial(name):
+    """EnvPool-style async mode: 12 envs, 4 workers, batches of 6. Each batch
+    holds its rows of the serial run's trajectories, whatever the timing."""
+    num_envs, batch_size, seed, steps = 12, 6, 7, 60
+    serial = puffer.make(name, num_envs=num_envs)
+    serial.reset(seed=seed)
+    rng = np.random.default_rng(1)
+    actions = [random_actions(serial.single_action_space, num_envs, rng) for _ in range(steps)]
+    expected = [tuple(x.copy() for x in serial.step(a)[:4]) for a in actions]
+    env = puffer.make(name, num_envs=num_envs, backend="multiprocessing", num_workers=4,
+                      batch_size=batch_size)
+    try:
+        env.reset(seed=seed)
+        batches = [slice(0, 6), slice(6, 12)]
+        for rows in batches:  # every batch awaits actions after reset
+            env.send(actions[0][rows])
+        for t in range(steps):
+            for rows in batches:
+                received = env.recv()
+                for got, want in zip(received[:4], expected[t]):
+                    assert np.shares_memory(got, env.observations) or got.base is not None
+                    assert np.array_equal(got, want[rows])
+                if t + 1 < steps:
+                    env.send(actions[t + 1][rows])
+        assert env.log()["episodes"] == serial.log()["episodes"]
+    finally:
+        env.close()
+
+
+def test_async_recv_returns_the_same_views_every_time():
+    env = puffer.make("cartpole", num_envs=8, backend="multiprocessing", num_workers=2, batch_size=4)
+    try:
+        env.reset(seed=0)
+        seen = {}
+        for _ in range(6):
+            env.send(np.zeros(4, np.int32))
+            obs, rewards, terminals, truncations, infos = env.recv()
+            assert obs.shape == (4, 4) and np.shares_memory(obs, env.observations)
+            assert np.shares_memory(infos["final_observations"], env.final_observations)
+            first = seen.setdefault(obs.__array_interface__["data"][0], obs)
+            assert first is obs  # made once per batch, not per call
+        assert len(seen) == 2
+    finally:
+        env.close()
+
+
+def test_async_misuse_and_bad_batch_sizes():
+    for batch_size in (3, 5, 0, 16, 2.0):
+        with pytest.raises(ValueError, match="batch_size must divide num_envs"):
+            puffer.make("light_button", num_envs=8, backend="multiprocessing", num_workers=2,
+                        batch_size=batch_size)
+    env = puffer.make("light_button", num_envs=8, backend="multiprocessing", num_workers=2,
+                      batch_size=4)
+    try:
+        env.reset(seed=0)
+        with pytest.raises(RuntimeError, match="without a pending send"):
+            env.recv()
+        with pytest.raises(ValueError, match=r"shape \(4,\)"):
+            env.send(np.zeros(8, np.int32))
+        with pytest.raises(ValueError, match="out of range"):
+            env.send(np.full(4, 99, np.int32))
+        env.send(np.zeros(4, np.int32))
+        env.send(np.zeros(4, np.int32))
+        with pytest.raises(RuntimeError, match="call recv"):
+            env.send(np.zeros(4, np.int32))
+        with pytest.raises(RuntimeError, match="call recv"):
+            env.reset()
+        log = env.log()  # waits for the steps in flight: their episodes count
+        ended = sum(int((terminals | truncations).sum()) for _, _, terminals, truncations, _ in
+                    (env.recv(), env.recv()))
+        assert ended > 0 and log["episodes"] == ended
+        env.reset(seed=1)
+    finally:
+        env.close()
+
 def test_log_merges_worker_means_weighted_by_episodes():
     # Random presses on 2 buttons: the workers finish different numbers of
     # episodes, so an unweighted mean of their means would be off.

@@ -90,3 +90,42 @@ def test_bad_minibatch_split_is_an_error(tmp_path):
     config = load_config("light_button", {"train.num_minibatches": 3})
     with pytest.raises(ValueError, match="num_minibatches"):
         train("light_button", config, tmp_path, live=False)
+
+
+def test_async_multiprocessing_batches_learn(tmp_path):
+    # Two batches of 32 envs over 2 workers: the policy acts on one batch
+    # while the other steps (EnvPool style).
+    summary, result = run(tmp_path, "light_button", **{
+        "vec.backend": "multiprocessing", "vec.num_workers": 2, "vec.batch_size": 32})
+    assert result["mean_return"] == 16.0 and result["score"] == 1.0
+
+
+def test_rollout_reuses_its_buffers(tmp_path, monkeypatch):
+    """No allocation in the loop: every rollout step hands the policy a row of
+    the storage allocated before the loop, and the env the same actions buffer."""
+    import puffer.trainer.ppo as ppo
+    obs_pointers, sent = set(), []
+    make_env, make_policy_ = ppo.make_env, ppo.make_policy
+
+    def recording_env(*args):
+        env = make_env(*args)
+        send = env.send
+        env.send = lambda actions: (sent.append((actions is env.actions, actions.ctypes.data)), send(actions))
+        return env
+
+    def recording_policy(*args):
+        policy = make_policy_(*args)
+        policy.register_forward_pre_hook(
+            lambda _, inputs: obs_pointers.add(inputs[0].data_ptr()) if torch.is_inference_mode_enabled()
+            and inputs[0].shape[0] == 64 else None)
+        return policy
+
+    monkeypatch.setattr(ppo, "make_env", recording_env)
+    monkeypatch.setattr(ppo, "make_policy", recording_policy)
+    horizon = 16
+    run(tmp_path, "light_button", **{"vec.num_envs": 64, "train.horizon": horizon,
+                                     "train.total_steps": 64 * horizon * 5})
+    # horizon rows of the storage, plus the env's own buffer for the bootstrap value
+    assert len(obs_pointers) == horizon + 1
+    assert len(sent) == horizon * 5 and all(same for same, _ in sent)
+    assert len({address for _, address in sent}) == 1

@@ -9,23 +9,31 @@ same buffers are page-locked in place (cudaHostRegister), so each step's
 observations go to the GPU with one non-blocking copy and the actions come
 back with one copy into the env's action buffer. On the CPU the same code
 copies nothing but the rollout storage itself. All rollout storage is
-allocated once, before the loop.
+allocated once, before the loop (tests/test_ppo.py checks that every step
+uses it and the env's own buffers).
+
+With the multiprocessing backend's async mode (vec.batch_size < num_envs)
+the rollout goes batch by batch: the policy acts on one batch while the
+worker processes step the others, overlapping env and inference.
 """
 import copy
 import json
-import random
+import os
 import time
 from collections import deque
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 import puffer
 from puffer.config import as_namespace
 from puffer.models import make_policy
 from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from puffer.trainer.dashboard import Dashboard
+from puffer.trainer.device import seed_and_device
+from puffer.trainer.flops import forward_flops_per_sample, peak_flops, training_flops_per_sample
 from puffer.trainer.gae import compute_gae
 
 
@@ -42,7 +50,10 @@ def make_env(env_name, config):
     vec = config["vec"]
     if vec["backend"] == "multiprocessing":
         return puffer.make(env_name, num_envs=vec["num_envs"], backend="multiprocessing",
-                           num_workers=vec["num_workers"] or None, **config["env"])
+                           num_workers=vec["num_workers"] or None, batch_size=vec["batch_size"] or None,
+                           timeout=vec["worker_timeout"] or None, **config["env"])
+    if vec["num_workers"] or vec["batch_size"]:
+        raise ValueError("vec.num_workers and vec.batch_size are for vec.backend = 'multiprocessing'")
     return puffer.make(env_name, num_envs=vec["num_envs"], backend=vec["backend"], **config["env"])
 
 
@@ -53,21 +64,32 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
     from (a pretrained language model or a PPO checkpoint); with
     train.kl_coef > 0 a frozen copy of them anchors the policy by a KL
     penalty in the reward, as in RL fine-tuning of language models.
-    Returns a summary dict."""
+    Returns a summary dict.
+
+    Started by torchrun (`torchrun --nproc_per_node N -m puffer train ENV`),
+    it trains data-parallel: every rank steps its own envs (other seeds) and
+    computes gradients on its own rollout; the gradients are averaged across
+    ranks before each step, so all ranks keep the same parameters; rank 0
+    alone writes the run. total_steps counts the steps of all ranks."""
     args = as_namespace(config).train
+    world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    is_main = rank == 0
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps({"env_name": env_name, **config}, indent=2))
-    torch.set_num_threads(args.torch_threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {args.device!r} asked for, but CUDA is not available here")
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps({"env_name": env_name, **config}, indent=2))
+    device = seed_and_device(args)
+    if world_size > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
     env = make_env(env_name, config)
     num_envs, horizon = env.num_envs, args.horizon
+    # The envs step in batches of rows: one batch of all in-process; several
+    # in the multiprocessing backend's async mode, which steps the others
+    # while the policy computes one batch's actions.
+    batches = [slice(first, first + env.batch_size) for first in range(0, num_envs, env.batch_size)]
     batch_size = num_envs * horizon
     policy = make_policy(config["policy"], env.single_observation_space, env.single_action_space).to(device)
     split = num_envs if policy.is_recurrent else batch_size  # recurrent minibatches hold whole env sequences
@@ -75,7 +97,7 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
         raise ValueError(f"train.num_minibatches ({args.num_minibatches}) must divide "
                          f"{'vec.num_envs' if policy.is_recurrent else 'num_envs * horizon'} ({split})")
     minibatch_size = split // args.num_minibatches
-    num_updates = max(1, -(-args.total_steps // batch_size))
+    num_updates = max(1, -(-args.total_steps // (batch_size * world_size)))
     optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, eps=1e-5)
 
     if init is not None:
@@ -84,6 +106,10 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
     if args.kl_coef > 0 and policy.is_recurrent:
         raise ValueError("train.kl_coef needs a policy without recurrent state (mlp or gpt)")
     reference = copy.deepcopy(policy).eval().requires_grad_(False) if args.kl_coef > 0 else None
+    flops_per_sample = training_flops_per_sample(
+        forward_flops_per_sample(policy, env.single_observation_space, device), args.update_epochs,
+        reference is not None)
+    device_peak_flops = peak_flops(device)
 
     global_step, update, wall_time = 0, 0, 0.0
     if resume is not None:
@@ -92,6 +118,9 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
         optimizer.load_state_dict(state["optimizer"])
         global_step, update, wall_time = state["global_step"], state["update"], state["wall_time"]
         torch.set_rng_state(state["torch_rng"])
+    if world_size > 1:  # the same start everywhere, whatever each rank loaded
+        for param in policy.parameters():
+            dist.broadcast(param.data, src=0)
 
     # Rollout storage, allocated once: [horizon, num_envs, ...].
     obs_space, act_space = env.single_observation_space, env.single_action_space
@@ -109,18 +138,22 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
 
     env_obs = host_tensor(env.observations, device)
     env_actions = host_tensor(env.actions, device)
-    env.reset(seed=args.seed + update)
+    env.reset(seed=(args.seed + update) * world_size + rank)
     next_starts = torch.ones(num_envs, device=device)
     state = policy.initial_state(num_envs, device) if policy.is_recurrent else None
     episode_returns = np.zeros(num_envs, np.float64)
     recent_returns = deque(maxlen=100)
     env_log = {}
     timing = dict.fromkeys(("env", "inference", "copies", "learning"), 0.0)
-    dashboard = Dashboard(f"puffer train {env_name}", run_dir / "metrics.jsonl", live=live)
+    dashboard = Dashboard(f"puffer train {env_name}", run_dir / "metrics.jsonl", live=live,
+                          logger=config["train"].get("logger", "none"),
+                          config={"env_name": env_name, **config}) if is_main else None
     metrics = {}
     first_return = None  # the mean episode return of the first episodes: the untrained (or --init) policy's
     last_shown = 0.0
     start = time.perf_counter() - wall_time
+    completed = global_step, update
+    finished = False
     try:
         while update < num_updates:
             update += 1
@@ -128,42 +161,56 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
                 optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (update - 1) / num_updates)
 
             # 1. Rollout: step every env `horizon` times with the current policy.
-            rollout_state = state
+            # Pass t acts for step t and records step t - 1 of each batch.
+            rollout_state = None if state is None else tuple(s.clone() for s in state)
             with torch.inference_mode():
-                for t in range(horizon):
-                    t0 = time.perf_counter()
-                    obs[t].copy_(env_obs, non_blocking=True)
-                    starts[t] = next_starts
-                    t1 = time.perf_counter()
-                    params, value, state = policy(obs[t], state, next_starts)
-                    action, logprob = policy.head.sample(params)
-                    actions[t], logprobs[t], values[t] = action, logprob, value
-                    if reference is not None:
-                        ref_logprob = reference.head.log_prob_entropy(reference(obs[t])[0], action)[0]
-                        kl_penalties[t] = args.kl_coef * (logprob - ref_logprob).cpu().numpy()
-                    t2 = time.perf_counter()
-                    env_actions.copy_(action)
-                    t3 = time.perf_counter()
-                    env.step(env.actions)
-                    t4 = time.perf_counter()
-                    rewards[t] = env.rewards
-                    np.logical_or(env.terminals, env.truncations, out=dones[t], casting="unsafe")
-                    next_starts = torch.from_numpy(dones[t]).to(device, non_blocking=True).float()
-                    bootstraps[t] = 0.0
-                    if env.truncations.any():
-                        # A cut-off episode still has a future: bootstrap it from
-                        # the value of its last observation (not of the next
-                        # episode's first, which is what the env now shows).
-                        cut = np.flatnonzero(env.truncations)
-                        final = torch.from_numpy(env.final_observations[cut]).to(device)
-                        cut_state = None if state is None else tuple(s[cut] for s in state)
-                        final_value = policy(final, cut_state, torch.zeros(len(cut), device=device))[1]
-                        bootstraps[t, cut] = args.gamma * final_value.cpu().numpy()
-                    t5 = time.perf_counter()
-                    timing["copies"] += (t1 - t0) + (t3 - t2)
-                    timing["inference"] += (t2 - t1) + (t5 - t4)
-                    timing["env"] += t4 - t3
-                global_step += batch_size
+                for t in range(horizon + 1):
+                    for rows in batches:
+                        if t > 0:
+                            t0 = time.perf_counter()
+                            _, batch_rewards, terminals, truncations, infos = env.recv()
+                            t1 = time.perf_counter()
+                            rewards[t - 1, rows] = batch_rewards
+                            np.logical_or(terminals, truncations, out=dones[t - 1, rows], casting="unsafe")
+                            next_starts[rows] = torch.from_numpy(dones[t - 1, rows]).to(device, non_blocking=True)
+                            bootstraps[t - 1, rows] = 0.0
+                            if truncations.any():
+                                # A cut-off episode still has a future: bootstrap it from
+                                # the value of its last observation (not of the next
+                                # episode's first, which is what the env now shows).
+                                cut = np.flatnonzero(truncations)
+                                final = torch.from_numpy(infos["final_observations"][cut]).to(device)
+                                cut_state = None if state is None else tuple(s[rows][cut] for s in state)
+                                final_value = policy(final, cut_state, torch.zeros(len(cut), device=device))[1]
+                                bootstraps[t - 1, rows][cut] = args.gamma * final_value.cpu().numpy()
+                            t2 = time.perf_counter()
+                            timing["env"] += t1 - t0
+                            timing["inference"] += t2 - t1
+                        if t == horizon:
+                            continue
+                        t0 = time.perf_counter()
+                        obs[t, rows].copy_(env_obs[rows], non_blocking=True)
+                        starts[t, rows] = next_starts[rows]
+                        t1 = time.perf_counter()
+                        batch_state = None if state is None else tuple(s[rows] for s in state)
+                        params, value, batch_state = policy(obs[t, rows], batch_state, next_starts[rows])
+                        if state is not None:
+                            for s, new in zip(state, batch_state):
+                                s[rows] = new
+                        action, logprob = policy.head.sample(params)
+                        actions[t, rows], logprobs[t, rows], values[t, rows] = action, logprob, value
+                        if reference is not None:
+                            ref_logprob = reference.head.log_prob_entropy(reference(obs[t, rows])[0], action)[0]
+                            kl_penalties[t, rows] = args.kl_coef * (logprob - ref_logprob).cpu().numpy()
+                        t2 = time.perf_counter()
+                        env_actions[rows].copy_(action)
+                        t3 = time.perf_counter()
+                        env.send(env.actions[rows] if len(batches) > 1 else env.actions)
+                        t4 = time.perf_counter()
+                        timing["copies"] += (t1 - t0) + (t3 - t2)
+                        timing["inference"] += t2 - t1
+                        timing["env"] += t4 - t3
+                global_step += batch_size * world_size
                 next_value = policy(env_obs.to(device), state, next_starts)[1]
 
             # 2. Advantages by GAE (compiled), returns as their targets.
@@ -203,14 +250,19 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
                     loss = policy_loss - args.ent_coef * entropy + args.vf_coef * value_loss
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
+                    if world_size > 1:
+                        average_across_ranks([param.grad for param in policy.parameters()], world_size)
                     torch.nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
                     optimizer.step()
                     with torch.no_grad():
                         approx_kl = ((ratio - 1) - log_ratio).mean()
                         clip_fraction = ((ratio - 1).abs() > args.clip_coef).float().mean()
                         stats.append(torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction]))
-                if args.target_kl and approx_kl.item() > args.target_kl:
-                    break
+                if args.target_kl:
+                    if world_size > 1:  # every rank stops at the same epoch
+                        average_across_ranks([approx_kl], world_size)
+                    if approx_kl.item() > args.target_kl:
+                        break
             timing["learning"] += time.perf_counter() - tick
 
             # 4. Record: episode statistics, losses, speed and where time went.
@@ -230,6 +282,8 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
             metrics = {
                 "update": update, "global_step": global_step, "wall_time": wall_time,
                 "sps": global_step / max(wall_time, 1e-9),
+                "mfu": flops_per_sample * global_step / max(wall_time, 1e-9) / device_peak_flops,
+                "flops_per_sample": flops_per_sample, "peak_flops": device_peak_flops,
                 **env_log,
                 "mean_return_100": float(np.mean(recent_returns)) if recent_returns else None,
                 **dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), losses)),
@@ -238,20 +292,34 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
                 **({"kl_to_reference": float(kl_penalties.mean() / args.kl_coef)} if reference else {}),
                 **{k: v / max(sum(timing.values()), 1e-9) for k, v in timing.items()},
             }
+            completed = global_step, update  # what a checkpoint written from here on counts
+            if world_size > 1 and update == num_updates:
+                metrics["rank_divergence"] = rank_divergence(policy, world_size)
+            if not is_main:
+                continue
             dashboard.write(metrics)
             if wall_time - last_shown >= args.log_interval or update == num_updates:
                 dashboard.show(metrics)
                 last_shown = wall_time
             if update % args.checkpoint_interval == 0:
                 save(run_dir, policy, optimizer, env_name, config, global_step, update, wall_time)
+        finished = True
     except KeyboardInterrupt:
-        dashboard.show(metrics)
-        print("interrupted: saving a final checkpoint")
+        if is_main:
+            dashboard.show(metrics)
+            print("interrupted: saving a final checkpoint")
     finally:
-        checkpoint = save(run_dir, policy, optimizer, env_name, config, global_step, update,
-                          time.perf_counter() - start)
-        dashboard.close()
+        checkpoint = run_dir / CHECKPOINT_NAME
+        if is_main:
+            # Interrupted inside an update, the counts are those of the last
+            # whole one, so that a resumed run does that update again.
+            save(run_dir, policy, optimizer, env_name, config, *completed, time.perf_counter() - start)
+            dashboard.close()
         env.close()
+        if world_size > 1:
+            if finished:
+                dist.barrier()  # rank 0 has saved: all ranks leave together
+            dist.destroy_process_group()
     return {"env_name": env_name, "global_step": global_step, "wall_time": metrics.get("wall_time", 0.0),
             "first_episode_return": first_return,
             "sps": metrics.get("sps", 0.0), "episode_return": metrics.get("episode_return"),
@@ -269,6 +337,26 @@ def load_initial_weights(policy, path, device):
         policy.gpt.load_state_dict(saved["gpt"])
     else:
         raise ValueError(f"{path} holds neither a policy nor a language model this policy can start from")
+
+
+def average_across_ranks(tensors, world_size):
+    """Replaces each tensor by its mean over the ranks, in one all-reduce."""
+    flat = torch.cat([t.flatten() for t in tensors])
+    dist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def rank_divergence(policy, world_size):
+    """The largest difference of any parameter between two ranks (0.0 when
+    they are in sync, as the averaged gradients should keep them)."""
+    flat = torch.cat([param.detach().flatten() for param in policy.parameters()])
+    gathered = [torch.empty_like(flat) for _ in range(world_size)]
+    dist.all_gather(gathered, flat)
+    return max(float((other - gathered[0]).abs().max()) for other in gathered)
 
 
 def minibatch(tensor, index, recurrent):

@@ -3,6 +3,7 @@ import math
 import numpy as np
 from gymnasium import spaces
 
+from puffer.render import Canvas, check_render_mode, rotate
 from puffer.vector import PufferEnv
 from puffer.envs.cartpole import binding
 from puffer.envs.cartpole.binding import MAX_STEPS
@@ -15,6 +16,7 @@ class CartPole(PufferEnv):
     steps. Score: episode length / 500. See cartpole.h."""
 
     max_steps = MAX_STEPS
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 50}  # tau = 0.02 s
 
     def __init__(self, num_envs=1, buffers=None):
         # Bounds as Gymnasium's: twice the thresholds, so that the observation
@@ -24,3 +26,32 @@ class CartPole(PufferEnv):
         self.single_action_space = spaces.Discrete(2, dtype=np.int32)
         super().__init__(num_envs, buffers)
         self.bind(binding.VecEnv, {})
+
+    def render(self, mode):
+        """Env 0 as Gymnasium draws CartPole (600x400 for "rgb_array"), or as
+        text with its state on the first line ("ansi")."""
+        check_render_mode(self, mode)
+        x, _, theta, _ = self.observations[0]
+        if mode == "rgb_array":
+            return draw_cartpole(x, theta, (600, 400)).array()
+        pole = "/" if theta > 0.05 else "\\" if theta < -0.05 else "|"
+        picture = draw_cartpole(x, theta, (80, 27)).text({CART: "#", POLE: pole, TRACK: "-"})
+        return f"x {x:+.3f}  theta {math.degrees(theta):+.1f} deg\n{picture}"
+
+
+# Gymnasium's picture: 4.8 m of track over 600 pixels, the cart 0.4 x 0.24 m
+# with the track through its middle, a 1 m pole 0.08 m wide.
+CART, POLE, TRACK = (0, 0, 0), (202, 152, 101), (128, 128, 128)
+CART_W, CART_H, TRACK_Y, POLE_LENGTH, POLE_W = 0.4, 0.24, 0.8, 1.0, 0.08
+
+
+def draw_cartpole(x, theta, size):
+    canvas = Canvas((-2.4, 0.0, 2.4, 3.2), size, (255, 255, 255))
+    canvas.line([(-2.4, TRACK_Y), (2.4, TRACK_Y)], TRACK, 0.008)
+    w, h = CART_W / 2, CART_H / 2
+    canvas.polygon([(x - w, TRACK_Y - h), (x + w, TRACK_Y - h), (x + w, TRACK_Y + h), (x - w, TRACK_Y + h)], CART)
+    axle = (x, TRACK_Y + CART_H / 4)
+    # theta > 0 leans the pole to the right: a clockwise turn from upright.
+    tip = rotate([(0.0, POLE_LENGTH)], -theta, axle)[0]
+    canvas.line([axle, tip], POLE, POLE_W)
+    return canvas

@@ -4,6 +4,12 @@ include "puffer.pxi"
 cdef extern from "lunar_lander.h":
     int LL_MAX_STEPS
     int LL_CHUNKS
+    float LL_W
+    float LL_H
+    float LL_CHUNK_W
+    float LL_HELIPAD_Y
+    const float LL_HULL[6][2]
+    const float LL_LEG_CORNER[4][2]
     ctypedef struct LunarLander:
         float* observations
         int* actions
@@ -37,6 +43,14 @@ cdef extern from "puffer.h":
 
 MAX_STEPS = LL_MAX_STEPS
 CHUNKS = LL_CHUNKS
+# The shapes, in metres, for the renderer (lunar_lander.py): the viewport, the
+# terrain's spacing, the helipad's height, the hull's polygon about its origin
+# and the corners of the +x leg about its pivot (see lunar_lander.h).
+VIEWPORT = (LL_W, LL_H)
+CHUNK_W = LL_CHUNK_W
+HELIPAD_Y = LL_HELIPAD_Y
+HULL = [(LL_HULL[j][0], LL_HULL[j][1]) for j in range(6)]
+LEG_CORNERS = [(LL_LEG_CORNER[j][0], LL_LEG_CORNER[j][1]) for j in range(4)]
 
 ctypedef LunarLander Env
 ctypedef float Obs

@@ -78,6 +78,7 @@
 #define LL_LEG_UPPER 0.85f
 #define LL_LEG_RESET 0.492f               // where Box2D's reset leaves them
 #define LL_MOTOR_SPEED 0.3f                // toward the lower limit
+#define LL_LEG_MIN (LL_LEG_LOWER - LL_MOTOR_SPEED * LL_DT)  // past the limit: see ll_held_rate
 #define LL_MOTOR_TORQUE 40.0f
 #define LL_FRICTION 0.14142136f            // sqrt(leg 0.2 * ground 0.1), Box2D's mix
 // Box2D keeps polygons 0.015 m apart at rest (skins of 0.01 + 0.01, less
@@ -135,6 +136,14 @@ static const float LL_LEG_CORNER[4][2] = {
 
 static inline float ll_clamp(float x, float lo, float hi) {
     return fminf(fmaxf(x, lo), hi);
+}
+
+// A held leg's rate: its motor turns it back at full speed until it reaches
+// the lower limit. Box2D's limit only holds a leg that is on it as the step
+// begins, so the leg stops up to one step's turn past it (the limit's slop
+// lets it stay there), its feet hanging up to 4 mm lower.
+static inline float ll_held_rate(float leg) {
+    return leg > LL_LEG_LOWER ? -LL_MOTOR_SPEED : 0.0f;
 }
 
 // Terrain segment under x (the end segments extend past the screen).
@@ -256,9 +265,7 @@ static void ll_contact_solve(LunarLander* env, float sn, float cs, float* vx_, f
     float pivot_x = sn * LL_COM, pivot_y = -cs * LL_COM;
     float origin_x = env->cx + pivot_x, origin_y = env->cy + pivot_y;
     float held_rate[2];
-    for (int k = 0; k < 2; k++) {
-        held_rate[k] = fmaxf(-LL_MOTOR_SPEED, (LL_LEG_LOWER - env->leg[k]) * LL_FPS);
-    }
+    for (int k = 0; k < 2; k++) held_rate[k] = ll_held_rate(env->leg[k]);
 
     // Candidate contacts: corners that may reach the ground this step.
     int n = 0;
@@ -540,7 +547,7 @@ void ll_physics(LunarLander* env, float m_power, float s_power, float side_dir, 
     if (oy - reach > top) {
         // In the air: the legs turn back toward their lower limit.
         for (int k = 0; k < 2; k++) {
-            rate[k] = fmaxf(-LL_MOTOR_SPEED, (LL_LEG_LOWER - env->leg[k]) * LL_FPS);
+            rate[k] = ll_held_rate(env->leg[k]);
             env->leg_contact[k] = 0.0f;
         }
         for (int c = 0; c < LL_CORNERS; c++) env->normal_impulse[c] = env->friction_impulse[c] = 0.0f;
@@ -556,8 +563,8 @@ void ll_physics(LunarLander* env, float m_power, float s_power, float side_dir, 
     env->cx += vx * LL_DT;
     env->cy += vy * LL_DT;
     env->angle += w * LL_DT;
-    env->leg[0] = ll_clamp(env->leg[0] + rate0 * LL_DT, LL_LEG_LOWER, LL_LEG_UPPER);
-    env->leg[1] = ll_clamp(env->leg[1] + rate1 * LL_DT, LL_LEG_LOWER, LL_LEG_UPPER);
+    env->leg[0] = ll_clamp(env->leg[0] + rate0 * LL_DT, LL_LEG_MIN, LL_LEG_UPPER);
+    env->leg[1] = ll_clamp(env->leg[1] + rate1 * LL_DT, LL_LEG_MIN, LL_LEG_UPPER);
     env->crashed = oy - reach > top ? 0 : ll_hull_touches(env);
 
     // Box2D's sleep: every body slow for half a second.

@@ -3,6 +3,7 @@ import os
 import numpy as np
 from gymnasium import spaces
 
+from puffer.render import check_render_mode
 from puffer.tokenizer import CharTokenizer, corpus_path, corpus_tokens, split_index
 from puffer.vector import PufferEnv, check_int
 from puffer.envs.text import binding
@@ -58,6 +59,8 @@ class Text(PufferEnv):
     `corpus`: None for the shipped Tiny Shakespeare, else a text file's path.
     See text.h."""
 
+    metadata = {"render_modes": ["ansi"], "render_fps": 20}
+
     def __init__(self, num_envs=1, context=64, prompt_len=64, gen_len=64, reward="ngram",
                  ngram_order=4, split="train", corpus=None, buffers=None):
         context = check_int("context", context, 1, MAX_CONTEXT)
@@ -97,3 +100,9 @@ class Text(PufferEnv):
     def decode(self, ids):
         """The text of token ids (an observation row, say)."""
         return self.tokenizer.decode(ids)
+
+    def render(self, mode):
+        """Env 0's text as its agent sees it ("ansi" only): the last `context`
+        characters, the prompt's end followed by what has been written."""
+        check_render_mode(self, mode)
+        return self.decode(self.observations[0])

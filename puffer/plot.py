@@ -1,0 +1,73 @@
+"""`puffer plot RUN_DIR ...`: the learning curves of runs, read from their
+metrics.jsonl, as one PNG of panels against the global step."""
+import json
+from pathlib import Path
+
+# Panel title -> the metrics it draws (a panel no run has data for is left out).
+PANELS = {
+    "episode return": ("episode_return", "mean_return_100"),
+    "score": ("score",),
+    "policy loss": ("policy_loss",),
+    "value loss": ("value_loss",),
+    "entropy": ("entropy",),
+    "steps per second": ("sps",),
+}
+COLUMNS = 3
+PANEL_SIZE = (4.5, 3.5)  # inches, at 100 dpi
+
+
+def read_metrics(run_dir):
+    """The metrics lines of a run directory (or of a metrics.jsonl file)."""
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no metrics.jsonl at {path}: is {run_dir} a run directory?")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def curves(records):
+    """{panel: {metric: (steps, values)}} of the metrics the records hold,
+    against global_step (or the line number, for metrics without one)."""
+    panels = {}
+    for title, keys in PANELS.items():
+        for key in keys:
+            points = [(r.get("global_step", i), r[key]) for i, r in enumerate(records) if r.get(key) is not None]
+            if points:
+                panels.setdefault(title, {})[key] = tuple(zip(*points))
+    return panels
+
+
+def plot_runs(run_dirs, out=None):
+    """Draws the curves of `run_dirs` (one color per run) into the PNG `out`
+    (default: curves.png in the first run directory); returns its path."""
+    try:
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import EngFormatter
+    except ImportError:
+        raise ImportError("puffer plot needs matplotlib: pip install matplotlib "
+                          "(or pip install 'puffer[plot]')") from None
+    runs = {Path(run_dir).name: curves(read_metrics(run_dir)) for run_dir in run_dirs}
+    titles = [title for title in PANELS if any(title in panels for panels in runs.values())]
+    if not titles:
+        raise ValueError(f"no metrics to plot in {', '.join(map(str, run_dirs))}; "
+                         f"plotted are: {', '.join(k for keys in PANELS.values() for k in keys)}")
+    rows, columns = -(-len(titles) // COLUMNS), min(len(titles), COLUMNS)
+    figure = Figure(figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows), dpi=100, layout="constrained")
+    axes = list(figure.subplots(rows, columns, squeeze=False).flat)
+    for ax, title in zip(axes, titles):
+        for index, (name, panels) in enumerate(runs.items()):
+            # A color per run, a line style per metric; labels only where they tell lines apart.
+            for style, (key, (steps, values)) in zip(("-", ":"), panels.get(title, {}).items()):
+                label = [name] * (len(runs) > 1) + [key] * (len(PANELS[title]) > 1)
+                ax.plot(steps, values, style, color=f"C{index % 10}", label=" ".join(label) or None)
+        ax.set(title=title, xlabel="global step")
+        ax.xaxis.set_major_formatter(EngFormatter())  # 20 k, not 20000
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    for ax in axes[len(titles):]:  # the unused cells of the last row
+        ax.set_visible(False)
+    out = Path(out) if out else Path(run_dirs[0]) / "curves.png"
+    figure.savefig(out)
+    return out
