@@ -85,9 +85,7 @@ def cmd_train(argv):
     if args.resume:
         from puffer.trainer.checkpoint import load_checkpoint
         resume = Path(args.resume)
-        saved = load_checkpoint(resume)
-        if saved["env_name"] != args.env:
-            raise ValueError(f"checkpoint {resume} is for {saved['env_name']!r}, not {args.env!r}")
+        saved = load_checkpoint(resume, env_name=args.env)
         config = saved["config"]
         for dotted, value in overrides.items():  # parsed and checked against the saved config
             set_key(config, dotted, value, "the command line")
@@ -176,6 +174,15 @@ def parse_overrides(rest):
     return overrides
 
 
+def parse_env_overrides(rest, command):
+    """parse_overrides for a command that takes env options only."""
+    overrides = parse_overrides(rest)
+    for dotted in overrides:
+        if not dotted.startswith("env."):
+            raise ValueError(f"puffer {command} takes env options only (--env.KEY VALUE), got --{dotted}")
+    return overrides
+
+
 def cmd_eval(argv):
     parser = argparse.ArgumentParser(prog="puffer eval", allow_abbrev=False)
     env_name_arg(parser)
@@ -194,9 +201,7 @@ def cmd_eval(argv):
         raise ValueError("--render shows a PPO checkpoint's episode; it does not take --target")
     if args.target:
         from puffer.trainer.dt import evaluate, load_model
-        model, saved = load_model(args.checkpoint, args.device)
-        if saved["env_name"] != args.env:
-            raise ValueError(f"checkpoint is for {saved['env_name']!r}, not {args.env!r}")
+        model, saved = load_model(args.checkpoint, args.device, args.env)
         print(f"{args.env}: {args.episodes} episodes per target ({'sampled' if args.sample else 'greedy'}):")
         print_dt_evaluation(evaluate(model, args.env, saved["config"]["env"], args.target, args.episodes, args.seed,
                                      temperature=1.0 if args.sample else None))
@@ -243,10 +248,7 @@ def cmd_collect(argv):
     parser.add_argument("--num-envs", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     args, rest = parser.parse_known_args(argv)
-    overrides = parse_overrides(rest)
-    if any(not key.startswith("env.") for key in overrides):
-        raise ValueError(f"puffer collect takes env options only (--env.KEY VALUE), got {', '.join(overrides)}")
-    env_config = load_config(args.env, overrides)["env"]
+    env_config = load_config(args.env, parse_env_overrides(rest, "collect"))["env"]
     from puffer.trainer.collect import collect, episode_returns, save_dataset
     data = collect(args.env, args.episodes, env_config, args.checkpoint, args.epsilon, args.num_envs, args.seed)
     out = Path(args.out or f"runs/{args.env}-data-{time.strftime('%Y%m%d-%H%M%S')}.npz")
@@ -301,11 +303,7 @@ def cmd_bench(argv):
         from puffer.bench import bench_training
         bench_training(args.env, parse_overrides(rest))
         return
-    env_kwargs = {}
-    for dotted, value in parse_overrides(rest).items():
-        if not dotted.startswith("env."):
-            raise ValueError(f"puffer bench takes env options only (--env.KEY VALUE), got --{dotted}")
-        env_kwargs[dotted] = value
+    env_kwargs = parse_env_overrides(rest, "bench")
     # Parsed and checked as by puffer train; only what differs from the env's defaults is passed.
     defaults = puffer.env_options(args.env)
     env_kwargs = {k: v for k, v in load_config(args.env, env_kwargs)["env"].items() if v != defaults[k]}

@@ -448,12 +448,16 @@ class Multiprocessing(VectorEnv):
             setattr(self, name, getattr(buffers, name))
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        # What recv() returns for each batch, made once: the buffers themselves
-        # when one batch holds every env, else views of the batch's rows.
+        # Each batch's rows, workers and what recv() returns for it, made once:
+        # the buffers themselves when one batch holds every env, else views.
+        workers_per_batch = self.batch_size // envs_per_worker
+        self._batch_rows = [slice(b * self.batch_size, (b + 1) * self.batch_size)
+                            for b in range(self.num_batches)]
+        self._batch_workers = [range(b * workers_per_batch, (b + 1) * workers_per_batch)
+                               for b in range(self.num_batches)]
         names = ("observations", "rewards", "terminals", "truncations", "final_observations")
         self._batch_views = [tuple(getattr(self, name) for name in names)] if self.num_batches == 1 else [
-            tuple(getattr(self, name)[b * self.batch_size:(b + 1) * self.batch_size] for name in names)
-            for b in range(self.num_batches)]
+            tuple(getattr(self, name)[rows] for name in names) for rows in self._batch_rows]
         self._awaiting = deque(range(self.num_batches))  # batches whose actions are due, oldest first
         self._stepping = deque()                          # batches stepping, oldest first
 
@@ -509,15 +513,14 @@ class Multiprocessing(VectorEnv):
         if not self._awaiting:
             raise RuntimeError("cannot send(): every batch is stepping; call recv() first")
         batch = self._awaiting[0]
-        rows = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
+        rows = self._batch_rows[batch]
         if actions is not self.actions:
             write_actions(self.single_action_space, self.actions[rows], actions)
         # All of the batch is checked before any worker steps, as in PufferEnv.
         check_action_values(self.single_action_space, self.actions[rows])
         self._awaiting.popleft()
         self._stepping.append(batch)
-        per_batch = self.batch_size // self.envs_per_worker
-        for w in range(batch * per_batch, (batch + 1) * per_batch):
+        for w in self._batch_workers[batch]:
             self._send_to(w, _STEP)
 
     def recv(self):
@@ -527,8 +530,7 @@ class Multiprocessing(VectorEnv):
         if not self._stepping:
             raise RuntimeError("recv() called without a pending send()")
         batch = self._stepping[0]
-        per_batch = self.batch_size // self.envs_per_worker
-        self._finish(range(batch * per_batch, (batch + 1) * per_batch))
+        self._finish(self._batch_workers[batch])
         self._awaiting.append(self._stepping.popleft())
         observations, rewards, terminals, truncations, final_observations = self._batch_views[batch]
         # A new infos dict each step (some 50 ns): Gymnasium's wrappers add keys to it.

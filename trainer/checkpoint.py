@@ -5,6 +5,8 @@ from pathlib import Path
 
 import torch
 
+from puffer.models import make_policy
+
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
@@ -25,11 +27,25 @@ def save_checkpoint(path, state):
         os.close(folder)
 
 
-def load_checkpoint(path, device="cpu"):
-    """A checkpoint file, or the checkpoint inside a run directory."""
+def load_checkpoint(path, device="cpu", env_name=None):
+    """A checkpoint file, or the checkpoint inside a run directory; with
+    `env_name`, a ValueError unless it was trained on that env."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=device, weights_only=False)
+    saved = torch.load(path, map_location=device, weights_only=False)
+    if env_name is not None and saved.get("env_name") != env_name:
+        raise ValueError(f"checkpoint {path} is for {saved.get('env_name')!r}, not {env_name!r}")
+    return saved
+
+
+def load_policy(saved, env, device="cpu"):
+    """The PPO policy of the checkpoint `saved`, for `env`'s spaces, in eval mode."""
+    if "policy" not in saved:
+        raise ValueError("this checkpoint holds no PPO policy (it is not from puffer train ENV)")
+    policy = make_policy(saved["config"]["policy"], env.single_observation_space,
+                         env.single_action_space).to(device)
+    policy.load_state_dict(saved["policy"])
+    return policy.eval()

@@ -15,8 +15,7 @@ import torch
 from gymnasium import spaces
 
 import puffer
-from puffer.models import make_policy
-from puffer.trainer.checkpoint import load_checkpoint
+from puffer.trainer.checkpoint import load_checkpoint, load_policy
 
 FIELDS = ("observations", "actions", "rewards", "terminals", "truncations")
 
@@ -40,16 +39,11 @@ def collect(env_name, episodes, env_config, checkpoint=None, epsilons=None, num_
     rng = np.random.default_rng(seed)
     policy = None
     if checkpoint is not None:
-        saved = load_checkpoint(checkpoint, device)
-        if saved.get("env_name") != env_name or "policy" not in saved:
-            raise ValueError(f"{checkpoint} is not a PPO checkpoint for {env_name!r}")
+        saved = load_checkpoint(checkpoint, device, env_name)
         if saved["config"]["env"] != env_config:
             raise ValueError(f"{checkpoint} was trained with env options {saved['config']['env']}, "
                              f"not {env_config}")
-        policy = make_policy(saved["config"]["policy"], env.single_observation_space,
-                             env.single_action_space).to(device)
-        policy.load_state_dict(saved["policy"])
-        policy.eval()
+        policy = load_policy(saved, env, device)
     epsilon = np.resize(np.asarray(epsilons, np.float64), num_envs)
     quota = math.ceil(episodes / num_envs)
 

@@ -336,9 +336,10 @@ def train(env_name, config, run_dir, data=None, online=False, live=None):
             "checkpoint": str(checkpoint), "run_dir": str(run_dir)}
 
 
-def load_model(checkpoint, device="cpu"):
-    """The decision transformer of a `--algo dt` checkpoint, and its checkpoint."""
-    saved = load_checkpoint(checkpoint, device)
+def load_model(checkpoint, device="cpu", env_name=None):
+    """The decision transformer of a `--algo dt` checkpoint (for `env_name`,
+    if given), and its checkpoint."""
+    saved = load_checkpoint(checkpoint, device, env_name)
     if saved.get("algo") != "dt":
         raise ValueError(f"{checkpoint} is not a decision transformer checkpoint (puffer train ENV --algo dt)")
     model = DecisionTransformer(**saved["model_args"]).to(device)

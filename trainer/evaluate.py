@@ -4,9 +4,8 @@ import numpy as np
 import torch
 
 import puffer
-from puffer.models import make_policy
 from puffer.render import check_render_mode
-from puffer.trainer.checkpoint import load_checkpoint
+from puffer.trainer.checkpoint import load_checkpoint, load_policy
 
 RENDER_MODES = {"gif": "rgb_array", "ansi": "ansi"}  # --render choice -> the env's render mode
 
@@ -22,18 +21,14 @@ def evaluate(env_name, checkpoint, episodes=100, deterministic=True, seed=0, dev
     "prompt" (as the policy saw it) and the "generated" text."""
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
-    saved = load_checkpoint(checkpoint, device)
-    if saved["env_name"] != env_name:
-        raise ValueError(f"checkpoint is for {saved['env_name']!r}, not {env_name!r}")
+    saved = load_checkpoint(checkpoint, device, env_name)
     config = saved["config"]
     env = puffer.make(env_name, num_envs=episodes, **config["env"])
     if render is not None:
         if render not in RENDER_MODES:
             raise ValueError(f"unknown render {render!r}; choose one of: {', '.join(RENDER_MODES)}")
         check_render_mode(env, RENDER_MODES[render])
-    policy = make_policy(config["policy"], env.single_observation_space, env.single_action_space).to(device)
-    policy.load_state_dict(saved["policy"])
-    policy.eval()
+    policy = load_policy(saved, env, device)
     obs, _ = env.reset(seed=seed)
     state = policy.initial_state(episodes, device) if policy.is_recurrent else None
     starts = torch.ones(episodes, device=device)

@@ -205,7 +205,7 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
                         t2 = time.perf_counter()
                         env_actions[rows].copy_(action)
                         t3 = time.perf_counter()
-                        env.send(env.actions[rows] if len(batches) > 1 else env.actions)
+                        env.send(env.actions)  # the buffer itself: the backend takes the batch's rows
                         t4 = time.perf_counter()
                         timing["copies"] += (t1 - t0) + (t3 - t2)
                         timing["inference"] += t2 - t1
