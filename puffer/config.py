@@ -25,6 +25,7 @@ RANGES = {
     "train.max_grad_norm": (0.0, None), "train.target_kl": (0.0, None), "train.kl_coef": (0.0, None),
     "train.checkpoint_interval": (1, None), "train.log_interval": (0.0, None),
     "policy.hidden_size": (1, None), "policy.num_layers": (1, None), "policy.num_heads": (1, None),
+    "dt.return_scale": (0.0, None),
 }
 # The form of string keys that are not checked where they are used.
 FORMATS = {"train.device": (r"cpu|cuda(:\d+)?|mps", "cpu, cuda, cuda:N or mps"),

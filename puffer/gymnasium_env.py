@@ -166,14 +166,17 @@ class GymnasiumVecEnv(PufferEnv):
         self.finished, self.return_sum, self.length_sum = 0, 0.0, 0
 
     def reset(self, seed=None, options=None, index_offset=0):
+        self.check_open()
         seed = resolve_seed(seed)
         for i, env in enumerate(self.envs):
             self.observations[i], _ = env.reset(seed=seed + index_offset + i, options=options)
         self.episode_returns[:] = 0
         self.episode_lengths[:] = 0
+        self.was_reset = True
         return self.observations, {"final_observations": self.final_observations}
 
     def send(self, actions):
+        self.check_reset("step")
         if actions is not self.actions:
             write_actions(self.single_action_space, self.actions, actions)
         check_action_values(self.single_action_space, self.actions)  # what the C binding checks
@@ -193,6 +196,7 @@ class GymnasiumVecEnv(PufferEnv):
             self.observations[i] = observation
 
     def log(self):
+        self.check_open()
         if not self.finished:
             return {}
         log = {"episode_return": float(self.return_sum / self.finished),
@@ -203,4 +207,4 @@ class GymnasiumVecEnv(PufferEnv):
     def close(self):
         for env in self.envs:
             env.close()
-        self.closed = True
+        self.closed, self.was_reset = True, False

@@ -36,6 +36,33 @@ def buffer_specs(observation_space, action_space, num_envs):
     }
 
 
+def available_memory():
+    """Bytes of memory the system can still give (Linux's MemAvailable)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(observation_space, action_space, num_envs):
+    """A ValueError, before anything is allocated, when `num_envs` envs'
+    buffers and the batched spaces' bounds (a Box's low and high per env)
+    would not fit in the memory available: better than being OOM-killed."""
+    needed = sum(int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                 for shape, dtype in buffer_specs(observation_space, action_space, num_envs).values())
+    for space in (observation_space, action_space):
+        per_env = 2 * space.dtype.itemsize * int(np.prod(space.shape)) if isinstance(space, spaces.Box) else 8
+        needed += per_env * num_envs
+    available = available_memory()
+    if needed > available:
+        raise ValueError(f"num_envs={num_envs:,} needs at least {needed / 2**30:.1f} GiB for its buffers "
+                         f"and spaces, but only {available / 2**30:.1f} GiB of memory is available")
+
+
 def allocate_buffers(observation_space, action_space, num_envs, zeros=np.zeros):
     """The buffers for `num_envs` envs with these single spaces. `zeros(shape,
     dtype)` allocates one zero-filled array: numpy by default, shared memory
@@ -55,11 +82,16 @@ def check_int(name, value, low, high=None):
 
 
 def resolve_seed(seed):
-    """`seed` as an int, a random one for None, or a ValueError."""
+    """`seed` as an int below 2**64 (what the C envs' RNG takes), a random one
+    for None, or a ValueError. Larger seeds, which Gymnasium accepts, are
+    hashed down deterministically (numpy's SeedSequence), not truncated, so
+    2**64 + 1 and 1 start different episodes."""
     if seed is None:
         return secrets.randbits(63)
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if seed >= 2**64:
+        return int(np.random.SeedSequence(int(seed)).generate_state(1, np.uint64)[0])
     return int(seed)
 
 
@@ -126,6 +158,7 @@ class PufferEnv(VectorEnv):
             assert isinstance(act_space, spaces.Box) and act_space.dtype == np.float32, \
                 "continuous actions are a float32 Box"
         if buffers is None:
+            check_memory(obs_space, act_space, self.num_envs)
             buffers = allocate_buffers(obs_space, act_space, self.num_envs)
         for name, (shape, dtype) in buffer_specs(obs_space, act_space, self.num_envs).items():
             array = getattr(buffers, name)
@@ -138,6 +171,16 @@ class PufferEnv(VectorEnv):
         # Subclasses' metadata name their render modes; all autoreset alike.
         self.metadata = {**self.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
         self.batch_size = self.num_envs
+        self.closed = False
+        self.was_reset = False  # stepping an env never reset would step an all-zero state
+
+    @classmethod
+    def max_return(cls, options):
+        """The largest return an episode can have with these options (the
+        env's keyword options, all given), or None where the env declares
+        none. Settings that depend on it (the decision transformer's
+        eval_targets and return_scale) follow it."""
+        return None
 
     def bind(self, vec_env_class, config):
         """Creates the C envs over this env's buffers."""
@@ -152,10 +195,12 @@ class PufferEnv(VectorEnv):
         """Resets every env; env i draws from (seed, index_offset + i), so a seed
         gives the same trajectories however the envs are split over workers.
         `options` is Gymnasium's argument: puffer envs take theirs when made."""
+        self.check_open()
         if options:
             raise ValueError(f"{type(self).__name__}.reset takes no options (an env's options are "
                              f"given when it is made), got {options!r}")
         self.c_envs.reset(resolve_seed(seed), int(index_offset))
+        self.was_reset = True
         return self.observations, {"final_observations": self.final_observations}
 
     def step(self, actions):
@@ -168,6 +213,8 @@ class PufferEnv(VectorEnv):
         """Steps every env at once: in-process there is nothing to overlap.
         With `recv`, the interface of the multiprocessing backend's async mode
         (whose batch is all envs here: `batch_size == num_envs`)."""
+        if not self.was_reset:
+            self.check_reset("step")
         if actions is not self.actions:
             write_actions(self.single_action_space, self.actions, actions)
         self.c_envs.step()
@@ -181,11 +228,22 @@ class PufferEnv(VectorEnv):
     def log(self):
         """Mean episode return, length and score over the episodes finished
         since the last call ({} if none), and the count as `episodes`."""
+        self.check_open()
         return self.c_envs.log()
 
     def close(self):
         self.c_envs = None
-        self.closed = True
+        self.closed, self.was_reset = True, False
+
+    def check_open(self):
+        if self.closed:
+            raise RuntimeError(f"this {type(self).__name__} env is closed: make a new one")
+
+    def check_reset(self, what):
+        """A RuntimeError unless the env is open and has been reset."""
+        self.check_open()
+        if not self.was_reset:
+            raise RuntimeError(f"{type(self).__name__}.{what}() before reset(): call reset(seed=...) first")
 
 
 
@@ -259,7 +317,8 @@ def _worker_main(index, cls, num_envs, first_env, env_kwargs, raws, specs, conn)
             else:
                 command, argument = pickle.loads(message)
                 if command == "reset":
-                    env.reset(seed=argument, index_offset=first_env)
+                    seed, index_offset = argument
+                    env.reset(seed=seed, index_offset=index_offset + first_env)
                     reply = _DONE
                 elif command == "log":
                     reply = pickle.dumps(("ok", env.log()))
@@ -440,6 +499,7 @@ class Multiprocessing(VectorEnv):
             blocks[id(array)] = raw
             return array
 
+        check_memory(self.single_observation_space, self.single_action_space, self.num_envs)
         buffers = allocate_buffers(self.single_observation_space, self.single_action_space,
                                    self.num_envs, zeros=zeros)
         specs = buffer_specs(self.single_observation_space, self.single_action_space, self.num_envs)
@@ -458,6 +518,7 @@ class Multiprocessing(VectorEnv):
         names = ("observations", "rewards", "terminals", "truncations", "final_observations")
         self._batch_views = [tuple(getattr(self, name) for name in names)] if self.num_batches == 1 else [
             tuple(getattr(self, name)[rows] for name in names) for rows in self._batch_rows]
+        self.was_reset = False
         self._awaiting = deque(range(self.num_batches))  # batches whose actions are due, oldest first
         self._stepping = deque()                          # batches stepping, oldest first
 
@@ -486,16 +547,18 @@ class Multiprocessing(VectorEnv):
 
     # -- the PufferEnv interface ------------------------------------------
 
-    def reset(self, seed=None, options=None):
-        """Resets every env; env i draws from (seed, i) as in the serial backend.
-        `options` is Gymnasium's argument: puffer envs take theirs when made."""
+    def reset(self, seed=None, options=None, index_offset=0):
+        """Resets every env; env i draws from (seed, index_offset + i) as in the
+        serial backend. `options` is Gymnasium's argument: puffer envs take
+        theirs when made."""
         if options:
             raise ValueError(f"Multiprocessing.reset takes no options (an env's options are "
                              f"given when it is made), got {options!r}")
         self._check_idle("reset")
-        self._broadcast(pickle.dumps(("reset", resolve_seed(seed))), "reset")
+        self._broadcast(pickle.dumps(("reset", (resolve_seed(seed), int(index_offset)))), "reset")
         self._finish()
         self._awaiting = deque(range(self.num_batches))
+        self.was_reset = True
         return self.observations, {"final_observations": self.final_observations}
 
     def step(self, actions):
@@ -508,6 +571,8 @@ class Multiprocessing(VectorEnv):
         rows of the shared actions buffer (unless they are that buffer) and
         starts the batch's workers stepping."""
         self._check_open()
+        if not self.was_reset:
+            raise RuntimeError("Multiprocessing.step() before reset(): call reset(seed=...) first")
         if self._operation is not None:
             self._finish()  # a reset or log cut short by an interrupt (Ctrl-C)
         if not self._awaiting:

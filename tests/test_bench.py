@@ -194,3 +194,8 @@ def test_pufferlib_vector_reference_steps_our_env():
     pytest.importorskip("pufferlib.vector", reason="needs the optional pufferlib-core")
     result = bench.bench_reference("light_button", "pufferlib", num_envs=16, seconds=0.05)
     assert result["id"] == bench.PUFFERLIB_ID and result["sps"] > 0
+
+
+def test_envpool_reference_steps_its_cartpole():
+    result = bench.bench_reference("cartpole", "envpool", num_envs=4, seconds=0.05)
+    assert result["impl"] == "envpool" and result["sps"] > 0, result

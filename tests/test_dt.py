@@ -11,8 +11,8 @@ from puffer.cli import main
 from puffer.config import load_config
 from puffer.models.decision_transformer import DecisionTransformer, StepCache
 from puffer.trainer.collect import collect, load_dataset, save_dataset
-from puffer.trainer.dt import (Trajectories, action_loss, evaluate, load_model, online_targets, returns_to_go,
-                               run_episodes, train)
+from puffer.trainer.dt import (Trajectories, action_loss, evaluate, follow_env, load_model, online_targets,
+                               returns_to_go, run_episodes, train)
 
 torch.set_num_threads(1)
 
@@ -237,10 +237,45 @@ def test_light_button_learns_from_random_episodes(tmp_path):
 
 def test_light_button_learns_online(tmp_path):
     """No dataset: from random warm-up episodes to the largest return by its own rollouts."""
-    config = load_config("light_button", {"env.horizon": 8, "dt.context": 4, "dt.return_scale": 8.0,
-                                          "dt.eval_targets": [8.0], "dt.stop_return": 8.0, "dt.eval_episodes": 200,
+    # The target and the return scale follow the horizon: 8, the largest return.
+    config = load_config("light_button", {"env.horizon": 8, "dt.context": 4, "dt.eval_episodes": 200,
                                           "dt.eval_interval": 2, "dt.online_episodes": 3000,
                                           "train.torch_threads": 1})
     summary = train("light_button", config, tmp_path / "run", online=True, live=False)
-    assert summary["evaluation"][0]["score"] == 1.0
-    assert summary["episodes"] < 3000  # stopped on reaching stop_return
+    assert summary["evaluation"][0]["target"] == 8.0 and summary["evaluation"][0]["score"] == 1.0
+    assert summary["episodes"] < 3000  # stopped on achieving the target
+
+
+def test_settings_left_to_the_env_follow_its_options():
+    config = load_config("light_button", {"env.horizon": 32})
+    follow_env("light_button", config)
+    assert config["dt"]["eval_targets"] == [32.0] and config["dt"]["return_scale"] == 32.0
+    config = load_config("light_button", {"env.horizon": 32, "dt.eval_targets": [10.0], "dt.return_scale": 5.0})
+    follow_env("light_button", config)  # what the user sets wins
+    assert config["dt"]["eval_targets"] == [10.0] and config["dt"]["return_scale"] == 5.0
+    config = load_config("gym:Acrobot-v1")
+    with pytest.raises(ValueError, match=r"declares no largest return .* set --dt.eval_targets and --dt.return_scale"):
+        follow_env("gym:Acrobot-v1", config)
+
+
+def test_online_rollouts_run_without_dropout(tmp_path, monkeypatch):
+    """Every rollout, the first one (before any training) too, runs the
+    model in eval mode; training steps in train mode."""
+    import puffer.trainer.dt as dt_trainer
+    modes = {"rollout": set(), "training": set()}
+    run_episodes, make_model_ = dt_trainer.run_episodes, dt_trainer.make_model
+
+    def recording_model(*args):
+        model, model_args = make_model_(*args)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.register_forward_hook(lambda m, i, o: modes[
+                    "rollout" if torch.is_inference_mode_enabled() else "training"].add(m.training))
+        return model, model_args
+
+    monkeypatch.setattr(dt_trainer, "make_model", recording_model)
+    config = load_config("light_button", {"env.horizon": 4, "dt.context": 4, "dt.eval_interval": 100,
+                                          "dt.online_episodes": 256 + 64, "dt.eval_episodes": 16,
+                                          "train.torch_threads": 1})
+    train("light_button", config, tmp_path / "run", online=True, live=False)
+    assert modes == {"rollout": {False}, "training": {True}}

@@ -336,3 +336,13 @@ def test_close_is_idempotent():
         with pytest.raises(RuntimeError, match="closed"):
             call()
     del env  # __del__ after close is a no-op
+
+
+def test_reset_index_offset_matches_serial():
+    # Envs 4..11 of a larger vector env (a second rank's share of the envs).
+    serial = puffer.make("cartpole", num_envs=8)
+    serial.reset(seed=5, index_offset=4)
+    with puffer.make("cartpole", num_envs=8, backend="multiprocessing", num_workers=2) as env:
+        obs = env.reset(seed=5, index_offset=4)[0].copy()
+        assert np.array_equal(obs, serial.observations)
+        assert not np.array_equal(obs, env.reset(seed=5)[0])

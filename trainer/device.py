@@ -6,15 +6,17 @@ import numpy as np
 import torch
 
 
-def seed_and_device(args):
-    """Applies train.torch_threads and train.seed of `args` (the [train]
-    section); returns train.device, or a RuntimeError if it is CUDA and
-    there is none."""
+def seed_and_device(args, seed=None):
+    """Applies train.torch_threads and seeds every generator with `seed`
+    (default train.seed of `args`, the [train] section); returns
+    train.device, or a ValueError if it is CUDA and there is none."""
+    seed = args.seed if seed is None else seed
     torch.set_num_threads(args.torch_threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {args.device!r} asked for, but CUDA is not available here")
+        raise ValueError(f"train.device is {args.device!r}, but CUDA is not available here "
+                         "(torch.cuda.is_available() is False): use --device cpu")
     return device

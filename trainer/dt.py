@@ -97,6 +97,26 @@ def episode_limit(env_name, env_config):
     return int(limit)
 
 
+def follow_env(env_name, config):
+    """Fills in the [dt] settings left to the env: eval_targets = [] means
+    [the env's largest return] and return_scale = 0 that return, for the
+    env's options as given (light_button's follows --env.horizon). An env that
+    declares no largest return (puffer.vector.PufferEnv.max_return) needs
+    them set; saying which is the error."""
+    dt = config["dt"]
+    if dt["eval_targets"] and dt["return_scale"]:
+        return
+    cls = puffer.env_class(env_name)
+    largest = cls.max_return(config["env"]) if hasattr(cls, "max_return") else None
+    if largest is None:
+        unset = [key for key in ("eval_targets", "return_scale") if not dt[key]]
+        raise ValueError(f"{env_name} declares no largest return to derive dt.{' and dt.'.join(unset)} from: "
+                         f"set {' and '.join('--dt.' + key for key in unset)} (e.g. --dt.eval_targets [200.0] "
+                         f"--dt.return_scale 300.0)")
+    dt["eval_targets"] = dt["eval_targets"] or [largest]
+    dt["return_scale"] = dt["return_scale"] or largest
+
+
 def make_model(dt, env, max_timestep):
     space = env.single_action_space
     discrete = isinstance(space, spaces.Discrete)
@@ -129,7 +149,9 @@ def run_episodes(model, env, targets, temperature=None, seed=0, record=False):
     with a temperature, sampled from softmax(logits / temperature). Returns
     the returns and lengths, the mean entropy of the action distribution
     and the frequency of each action (discrete), the score from the env's
-    log, and with `record` the episodes as Trajectories fields."""
+    log, and with `record` the episodes as Trajectories fields. Runs the
+    model in eval mode (no dropout), whatever mode it came in."""
+    model.eval()
     device = model.obs_mean.device
     n = env.num_envs
     targets = torch.as_tensor(targets, dtype=torch.float32, device=device).expand(n).clone()
@@ -202,10 +224,9 @@ def train(env_name, config, run_dir, data=None, online=False, live=None):
     Returns a summary dict."""
     if (data is None) == (not online):
         raise ValueError("the decision transformer trains from --data FILE (offline) or --online, one of the two")
+    follow_env(env_name, config)
     cfg = as_namespace(config)
     dt, args = cfg.dt, cfg.train
-    if not dt.eval_targets:
-        raise ValueError("dt.eval_targets must list at least one target return")
     device = seed_and_device(args)
 
     env = puffer.make(env_name, num_envs=dt.online_envs, **config["env"])
@@ -264,7 +285,6 @@ def train(env_name, config, run_dir, data=None, online=False, live=None):
             warmup.step()
             losses.append(loss.item())
             step += 1
-        model.eval()
 
     def record(extra, last=False):
         nonlocal metrics, last_shown
@@ -310,7 +330,7 @@ def train(env_name, config, run_dir, data=None, online=False, live=None):
                 last = episodes_seen >= dt.online_episodes
                 if iteration % dt.eval_interval == 0 or last:
                     extra.update(evaluation())
-                    last = last or results[-1]["mean_return"] >= dt.stop_return
+                    last = last or (dt.stop_at_target and results[-1]["mean_return"] >= dt.eval_targets[-1])
                 record(extra, last)
                 if last:
                     break

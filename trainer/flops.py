@@ -35,8 +35,9 @@ def peak_flops(device, size=1024, seconds=0.3):
     """The best float32 FLOP/s of [size, size] matrix multiplies on `device`
     over about `seconds`, timed in short rounds so that a moment when another
     process had the CPU does not count against it."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+    generator = torch.Generator(device).manual_seed(0)  # leaves training's random state alone
+    a = torch.randn(size, size, device=device, generator=generator)
+    b = torch.randn(size, size, device=device, generator=generator)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     a @ b
     sync()

@@ -30,6 +30,7 @@ import torch.distributed as dist
 import puffer
 from puffer.config import as_namespace
 from puffer.models import make_policy
+from puffer.vector import available_memory
 from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from puffer.trainer.dashboard import Dashboard
 from puffer.trainer.device import seed_and_device
@@ -75,52 +76,33 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
     world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     is_main = rank == 0
     run_dir = Path(run_dir)
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps({"env_name": env_name, **config}, indent=2))
-    device = seed_and_device(args)
+    # Each rank its own sampling noise (rank 0 of one process: the seed itself).
+    device = seed_and_device(args, seed=args.seed * world_size + rank)
     if world_size > 1:
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
     env = make_env(env_name, config)
+    try:
+        setup = set_up(env, config, args, device, world_size, rank, resume, init)
+    except BaseException:
+        env.close()  # a failed start leaves no workers and no run directory behind
+        raise
+    policy, reference, optimizer, split, minibatch_size, num_updates, global_step, update, wall_time = setup
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps({"env_name": env_name, **config}, indent=2))
     num_envs, horizon = env.num_envs, args.horizon
     # The envs step in batches of rows: one batch of all in-process; several
     # in the multiprocessing backend's async mode, which steps the others
     # while the policy computes one batch's actions.
     batches = [slice(first, first + env.batch_size) for first in range(0, num_envs, env.batch_size)]
     batch_size = num_envs * horizon
-    policy = make_policy(config["policy"], env.single_observation_space, env.single_action_space).to(device)
-    split = num_envs if policy.is_recurrent else batch_size  # recurrent minibatches hold whole env sequences
-    if args.num_minibatches < 1 or split % args.num_minibatches:
-        raise ValueError(f"train.num_minibatches ({args.num_minibatches}) must divide "
-                         f"{'vec.num_envs' if policy.is_recurrent else 'num_envs * horizon'} ({split})")
-    minibatch_size = split // args.num_minibatches
-    num_updates = max(1, -(-args.total_steps // (batch_size * world_size)))
-    optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, eps=1e-5)
-
-    if init is not None:
-        load_initial_weights(policy, init, device)
-    # The KL anchor: the policy as it starts (the pretrained model), frozen.
-    if args.kl_coef > 0 and policy.is_recurrent:
-        raise ValueError("train.kl_coef needs a policy without recurrent state (mlp or gpt)")
-    reference = copy.deepcopy(policy).eval().requires_grad_(False) if args.kl_coef > 0 else None
     flops_per_sample = training_flops_per_sample(
         forward_flops_per_sample(policy, env.single_observation_space, device), args.update_epochs,
         reference is not None)
     device_peak_flops = peak_flops(device)
-
-    global_step, update, wall_time = 0, 0, 0.0
-    if resume is not None:
-        state = load_checkpoint(resume, device)
-        policy.load_state_dict(state["policy"])
-        optimizer.load_state_dict(state["optimizer"])
-        global_step, update, wall_time = state["global_step"], state["update"], state["wall_time"]
-        torch.set_rng_state(state["torch_rng"])
-    if world_size > 1:  # the same start everywhere, whatever each rank loaded
-        for param in policy.parameters():
-            dist.broadcast(param.data, src=0)
 
     # Rollout storage, allocated once: [horizon, num_envs, ...].
     obs_space, act_space = env.single_observation_space, env.single_action_space
@@ -138,7 +120,9 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
 
     env_obs = host_tensor(env.observations, device)
     env_actions = host_tensor(env.actions, device)
-    env.reset(seed=(args.seed + update) * world_size + rank)
+    # Rank r's envs are envs r * num_envs ... of one large vector env: every
+    # env of every rank draws its own seed.
+    env.reset(seed=args.seed + update, index_offset=rank * num_envs)
     next_starts = torch.ones(num_envs, device=device)
     state = policy.initial_state(num_envs, device) if policy.is_recurrent else None
     episode_returns = np.zeros(num_envs, np.float64)
@@ -174,11 +158,13 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
                             np.logical_or(terminals, truncations, out=dones[t - 1, rows], casting="unsafe")
                             next_starts[rows] = torch.from_numpy(dones[t - 1, rows]).to(device, non_blocking=True)
                             bootstraps[t - 1, rows] = 0.0
-                            if truncations.any():
+                            cut = np.flatnonzero(truncations & ~terminals)
+                            if cut.size:
                                 # A cut-off episode still has a future: bootstrap it from
                                 # the value of its last observation (not of the next
-                                # episode's first, which is what the env now shows).
-                                cut = np.flatnonzero(truncations)
+                                # episode's first, which is what the env now shows). One
+                                # that also terminated (Gymnasium's TimeLimit sets both
+                                # when it ends on its last allowed step) has none.
                                 final = torch.from_numpy(infos["final_observations"][cut]).to(device)
                                 cut_state = None if state is None else tuple(s[rows][cut] for s in state)
                                 final_value = policy(final, cut_state, torch.zeros(len(cut), device=device))[1]
@@ -302,7 +288,7 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
                 dashboard.show(metrics)
                 last_shown = wall_time
             if update % args.checkpoint_interval == 0:
-                save(run_dir, policy, optimizer, env_name, config, global_step, update, wall_time)
+                save(run_dir, policy, reference, optimizer, env_name, config, global_step, update, wall_time)
         finished = True
     except KeyboardInterrupt:
         if is_main:
@@ -313,7 +299,7 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
         if is_main:
             # Interrupted inside an update, the counts are those of the last
             # whole one, so that a resumed run does that update again.
-            save(run_dir, policy, optimizer, env_name, config, *completed, time.perf_counter() - start)
+            save(run_dir, policy, reference, optimizer, env_name, config, *completed, time.perf_counter() - start)
             dashboard.close()
         env.close()
         if world_size > 1:
@@ -325,6 +311,61 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
             "sps": metrics.get("sps", 0.0), "episode_return": metrics.get("episode_return"),
             "mean_return_100": metrics.get("mean_return_100"), "score": metrics.get("score"),
             "checkpoint": str(checkpoint), "run_dir": str(run_dir)}
+
+
+def set_up(env, config, args, device, world_size, rank, resume, init):
+    """What training starts from: the policy (from `init`, or `resume`), its
+    frozen KL reference, the optimizer, the minibatch split, the number of
+    updates and the counters (global step, update, wall time) to go on from."""
+    batch_size = env.num_envs * args.horizon
+    check_rollout_memory(env, batch_size)
+    policy = make_policy(config["policy"], env.single_observation_space, env.single_action_space).to(device)
+    split = env.num_envs if policy.is_recurrent else batch_size  # recurrent minibatches hold whole env sequences
+    if args.num_minibatches < 1 or split % args.num_minibatches:
+        raise ValueError(f"train.num_minibatches ({args.num_minibatches}) must divide "
+                         f"{'vec.num_envs' if policy.is_recurrent else 'num_envs * horizon'} ({split})")
+    num_updates = max(1, -(-args.total_steps // (batch_size * world_size)))
+    optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, eps=1e-5)
+    if init is not None:
+        load_initial_weights(policy, init, device)
+    # The KL anchor: the policy as it starts (the pretrained model), frozen.
+    if args.kl_coef > 0 and policy.is_recurrent:
+        raise ValueError("train.kl_coef needs a policy without recurrent state (mlp or gpt)")
+    reference = copy.deepcopy(policy).eval().requires_grad_(False) if args.kl_coef > 0 else None
+    global_step, update, wall_time = 0, 0, 0.0
+    if resume is not None:
+        # Loaded to the CPU: torch.set_rng_state takes a CPU tensor, and
+        # load_state_dict copies the weights to the policy's device.
+        state = load_checkpoint(resume, "cpu")
+        policy.load_state_dict(state["policy"])
+        optimizer.load_state_dict(state["optimizer"])
+        if reference is not None:
+            if "reference" not in state:
+                raise ValueError(f"{resume} holds no KL reference (train.kl_coef was 0 when it was saved): "
+                                 "resume it with --train.kl_coef 0, or start a new run with --init")
+            reference.load_state_dict(state["reference"])
+        global_step, update, wall_time = state["global_step"], state["update"], state["wall_time"]
+        if rank == 0:  # its random state goes on; the others' noise must stay their own
+            torch.set_rng_state(state["torch_rng"])
+            if device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+        else:
+            torch.manual_seed((args.seed + update) * world_size + rank)
+    if world_size > 1:  # the same start everywhere, whatever each rank loaded
+        for param in policy.parameters():
+            dist.broadcast(param.data, src=0)
+    return (policy, reference, optimizer, split, split // args.num_minibatches, num_updates,
+            global_step, update, wall_time)
+
+
+def check_rollout_memory(env, batch_size):
+    """A ValueError when the rollout storage (observations, actions and eight
+    float32 columns of [horizon, num_envs]) would not fit in memory."""
+    per_sample = env.observations[0].nbytes + env.actions[0].nbytes + 8 * 4
+    needed, available = batch_size * per_sample, available_memory()
+    if needed > available:
+        raise ValueError(f"the rollout storage of train.horizon x vec.num_envs = {batch_size:,} samples needs "
+                         f"{needed / 2**30:.1f} GiB, but only {available / 2**30:.1f} GiB of memory is available")
 
 
 def load_initial_weights(policy, path, device):
@@ -365,11 +406,16 @@ def minibatch(tensor, index, recurrent):
     return tensor[:, index] if recurrent else tensor.flatten(0, 1)[index]
 
 
-def save(run_dir, policy, optimizer, env_name, config, global_step, update, wall_time):
+def save(run_dir, policy, reference, optimizer, env_name, config, global_step, update, wall_time):
+    """The checkpoint: all that --resume needs to go on as if never stopped,
+    the KL reference (the --init weights) included."""
+    device = next(policy.parameters()).device
     path = run_dir / CHECKPOINT_NAME
     save_checkpoint(path, {
         "env_name": env_name, "config": config, "policy": policy.state_dict(),
+        "reference": None if reference is None else reference.state_dict(),
         "optimizer": optimizer.state_dict(), "global_step": global_step, "update": update,
         "wall_time": wall_time, "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
     })
     return path

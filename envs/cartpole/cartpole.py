@@ -27,6 +27,10 @@ class CartPole(PufferEnv):
         super().__init__(num_envs, buffers)
         self.bind(binding.VecEnv, {})
 
+    @classmethod
+    def max_return(cls, options):
+        return float(MAX_STEPS)
+
     def render(self, mode):
         """Env 0 as Gymnasium draws CartPole (600x400 for "rgb_array"), or as
         text with its state on the first line ("ansi")."""

@@ -17,3 +17,7 @@ class ConstantReward(PufferEnv):
         self.single_action_space = spaces.Discrete(1, dtype=np.int32)
         super().__init__(num_envs, buffers)
         self.bind(binding.VecEnv, dict(length=length))
+
+    @classmethod
+    def max_return(cls, options):
+        return float(options["length"])

@@ -18,3 +18,7 @@ class ContinuousTarget(PufferEnv):
         self.single_action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         super().__init__(num_envs, buffers)
         self.bind(binding.VecEnv, dict(horizon=horizon))
+
+    @classmethod
+    def max_return(cls, options):
+        return float(options["horizon"])

@@ -17,3 +17,7 @@ class DelayedReward(PufferEnv):
         self.single_action_space = spaces.Discrete(2, dtype=np.int32)
         super().__init__(num_envs, buffers)
         self.bind(binding.VecEnv, dict(delay=delay))
+
+    @classmethod
+    def max_return(cls, options):
+        return 1.0

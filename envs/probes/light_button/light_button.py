@@ -30,6 +30,10 @@ class LightButton(PufferEnv):
         self.bind(binding.VecEnv, dict(num_buttons=num_buttons, horizon=horizon, hard=bool(hard),
                                        show_step=bool(show_step), delay=delay))
 
+    @classmethod
+    def max_return(cls, options):
+        return float(options["horizon"])
+
     def render(self, mode):
         """Env 0's buttons, the lit one yellow ("rgb_array", 64 pixels a
         button) or starred ("ansi"): what the observation shows."""
