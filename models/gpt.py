@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from puffer.models.heads import Categorical
+from puffer.models.heads import Categorical, FeedForward
 
 
 class CausalSelfAttention(nn.Module):
@@ -111,14 +111,12 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-class GPTPolicy(nn.Module):
+class GPTPolicy(FeedForward):
     """PPO policy over token observations: the observation is the last
     `context` token ids, the action the next token. The policy's logits are
     the language model's at the last position. The value head reads the same
     hidden state, detached: a fresh critic's large early errors would
     otherwise flow into the pretrained transformer and wreck what it knows."""
-
-    is_recurrent = False
 
     def __init__(self, observation_space, action_space, hidden_size=128, num_layers=4, num_heads=4):
         super().__init__()

@@ -10,6 +10,21 @@ from gymnasium import spaces
 from torch import nn
 
 
+class FeedForward(nn.Module):
+    """The policy interface for a policy without memory, shared with the
+    recurrent ones: no state (None), and a [T, B] sequence is T * B steps."""
+
+    is_recurrent = False
+
+    def initial_state(self, batch_size, device):
+        return None
+
+    def forward_sequence(self, obs, state, starts):
+        """forward over a [T, B, ...] sequence; returns [T, B, ...] outputs."""
+        params, value, _ = self(obs.flatten(0, 1), None, None)
+        return params.unflatten(0, obs.shape[:2]), value.unflatten(0, obs.shape[:2]), None
+
+
 def layer_init(layer, std=math.sqrt(2), bias=0.0):
     """Orthogonal weights and constant bias, as in CleanRL."""
     nn.init.orthogonal_(layer.weight, std)

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from puffer.models.heads import action_head, layer_init, obs_size
+from puffer.models.heads import FeedForward, action_head, layer_init, obs_size
 
 
 class SigmoidTanh(torch.autograd.Function):
@@ -35,9 +35,7 @@ def tower(in_size, hidden_size, num_layers):
     return nn.Sequential(*layers)
 
 
-class MLPPolicy(nn.Module):
-    is_recurrent = False
-
+class MLPPolicy(FeedForward):
     def __init__(self, observation_space, action_space, hidden_size=64, num_layers=2):
         super().__init__()
         size = obs_size(observation_space)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from puffer.trainer.checkpoint import load_checkpoint
@@ -69,7 +70,10 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     # The step count goes on from the checkpoint's, one rollout (16 envs x 16 steps) at a time.
     assert steps == list(range(saved_steps + 256, steps[-1] + 1, 256)) and steps[-1] >= total
     assert load_checkpoint(run_dir)["global_step"] == steps[-1]
-    assert records[-1]["score"] == 1.0  # and it has learned the task
+    # And it has learned the task: the sampled policy presses right nearly
+    # always (a random one almost never lasts an episode); one slip among
+    # 16 episodes is no failure to learn.
+    assert np.mean([record["score"] for record in records[-5:]]) >= 0.95
 
 
 def test_ctrl_c_saves_a_final_checkpoint_and_resume_goes_on(tmp_path):

@@ -192,6 +192,7 @@ def run_as_rank(tmp_path, monkeypatch, env_name, rank, overrides, init=None):
     """Trains as rank `rank` of 2 in this process, with a stand-in for
     torch.distributed that leaves each rank on its own; returns the first
     observations after reset and the actions of the first rollout step."""
+    import puffer.trainer.distributed as distributed
     import puffer.trainer.ppo as ppo
     fake_dist = types.SimpleNamespace(
         init_process_group=lambda *a, **k: None, destroy_process_group=lambda: None,
@@ -207,7 +208,7 @@ def run_as_rank(tmp_path, monkeypatch, env_name, rank, overrides, init=None):
         env.send = lambda actions: (seen.setdefault("actions", actions.copy()), send(actions))[1]
         return env
 
-    monkeypatch.setattr(ppo, "dist", fake_dist)
+    monkeypatch.setattr(distributed, "dist", fake_dist)
     monkeypatch.setattr(ppo, "make_env", recording_env)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", str(rank))

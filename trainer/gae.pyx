@@ -17,16 +17,15 @@ def compute_gae(float[:, ::1] rewards, float[:, ::1] values, unsigned char[:, ::
             raise ValueError(f"{name} has shape {tuple(array.shape)[:2]}, rewards {(T, N)}")
     if next_values.shape[0] != N:
         raise ValueError(f"next_values has {next_values.shape[0]} entries, expected {N}")
-    cdef float next_value, next_advantage, nonterminal, delta
+    cdef float nonterminal, delta
+    # The last step first, then the rest without a branch in the inner loop,
+    # which runs along a contiguous row of envs and so vectorizes.
     with nogil:
-        for t in range(T - 1, -1, -1):
+        for i in range(N):
+            nonterminal = 1.0 - dones[T - 1, i]
+            advantages[T - 1, i] = rewards[T - 1, i] + gamma * next_values[i] * nonterminal - values[T - 1, i]
+        for t in range(T - 2, -1, -1):
             for i in range(N):
                 nonterminal = 1.0 - dones[t, i]
-                if t == T - 1:
-                    next_value = next_values[i]
-                    next_advantage = 0.0
-                else:
-                    next_value = values[t + 1, i]
-                    next_advantage = advantages[t + 1, i]
-                delta = rewards[t, i] + gamma * next_value * nonterminal - values[t, i]
-                advantages[t, i] = delta + gamma * gae_lambda * nonterminal * next_advantage
+                delta = rewards[t, i] + gamma * values[t + 1, i] * nonterminal - values[t, i]
+                advantages[t, i] = delta + gamma * gae_lambda * nonterminal * advantages[t + 1, i]

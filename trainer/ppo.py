@@ -1,16 +1,31 @@
-"""PPO with GAE, in the CleanRL style: one file, every step of the algorithm in
-order. Collect a rollout of `horizon` steps from every env, compute advantages
-with GAE, then run several epochs of clipped policy-gradient updates over
-minibatches of it; repeat.
+"""PPO with GAE, in the CleanRL style: every step of the algorithm in order.
+`train` is the driver:
+
+    rollout = Rollout(env, horizon, device)            # storage allocated once
+    for each update:
+        state = collect(rollout, env, policy, state)   # act, step, record
+        advantages(rollout, gamma, lam)                # compiled GAE
+        stats = update(policy, optimizer, rollout)     # epochs x minibatches of clipped PPO
+        recorder.record(...)                           # logs, metrics.jsonl, atomic checkpoint
 
 The data path: the env writes observations, rewards and dones into numpy
 buffers it owns; `torch.from_numpy` views them without a copy. On CUDA those
 same buffers are page-locked in place (cudaHostRegister), so each step's
 observations go to the GPU with one non-blocking copy and the actions come
 back with one copy into the env's action buffer. On the CPU the same code
-copies nothing but the rollout storage itself. All rollout storage is
-allocated once, before the loop (tests/test_ppo.py checks that every step
-uses it and the env's own buffers).
+copies nothing but the rollout storage itself. (The CUDA path has not run on
+a GPU in this project's tests yet: no GPU was lent.)
+
+Every policy has one interface (puffer.models): `initial_state` (None for a
+policy without memory), `forward(obs, state, starts)` for one step and
+`forward_sequence` for a [horizon, envs] rollout, so the trainer has one code
+path. Minibatches are whole env columns of the rollout, as PufferLib's are:
+what a recurrent policy needs, and no worse for the others.
+
+The policy's parameters live in one flat tensor (and its gradient in
+another), so that the optimizer step, gradient clipping and the data-parallel
+all-reduce are a few operations on one tensor instead of a few per parameter:
+on a CPU, with small policies, those per-op costs are much of the update.
 
 With the multiprocessing backend's async mode (vec.batch_size < num_envs)
 the rollout goes batch by batch: the policy acts on one batch while the
@@ -18,33 +33,24 @@ worker processes step the others, overlapping env and inference.
 """
 import copy
 import json
-import os
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 import puffer
 from puffer.config import as_namespace
 from puffer.models import make_policy
-from puffer.vector import available_memory
 from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from puffer.trainer.dashboard import Dashboard
 from puffer.trainer.device import seed_and_device
+from puffer.trainer.distributed import Distributed
 from puffer.trainer.flops import forward_flops_per_sample, peak_flops, training_flops_per_sample
 from puffer.trainer.gae import compute_gae
-
-
-def host_tensor(array, device):
-    """A torch view of a numpy buffer. On CUDA its memory is page-locked in
-    place so that copies to and from the GPU can be asynchronous."""
-    tensor = torch.from_numpy(array)
-    if device.type == "cuda":
-        torch.cuda.cudart().cudaHostRegister(tensor.data_ptr(), tensor.numel() * tensor.element_size(), 0)
-    return tensor
+from puffer.vector import available_memory
 
 
 def make_env(env_name, config):
@@ -58,6 +64,13 @@ def make_env(env_name, config):
     return puffer.make(env_name, num_envs=vec["num_envs"], backend=vec["backend"], **config["env"])
 
 
+@dataclass
+class Progress:
+    global_step: int = 0   # env steps of all ranks
+    update: int = 0        # updates done
+    wall_time: float = 0.0
+
+
 def train(env_name, config, run_dir, resume=None, init=None, live=None):
     """Trains a policy on `env_name` with `config` (see puffer.config), writing
     config.json, metrics.jsonl and checkpoint.pt into `run_dir`. `resume`: a
@@ -68,300 +81,366 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
     Returns a summary dict.
 
     Started by torchrun (`torchrun --nproc_per_node N -m puffer train ENV`),
-    it trains data-parallel: every rank steps its own envs (other seeds) and
-    computes gradients on its own rollout; the gradients are averaged across
-    ranks before each step, so all ranks keep the same parameters; rank 0
-    alone writes the run. total_steps counts the steps of all ranks."""
+    it trains data-parallel (see puffer.trainer.distributed); total_steps
+    counts the steps of all ranks, and rank 0 alone writes the run."""
     args = as_namespace(config).train
-    world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    is_main = rank == 0
-    run_dir = Path(run_dir)
-    # Each rank its own sampling noise (rank 0 of one process: the seed itself).
-    device = seed_and_device(args, seed=args.seed * world_size + rank)
-    if world_size > 1:
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-
+    distributed = Distributed()
+    # Each rank its own sampling noise (one process: the seed itself).
+    device = distributed.start(seed_and_device(args, seed=args.seed * distributed.world_size + distributed.rank))
     env = make_env(env_name, config)
     try:
-        setup = set_up(env, config, args, device, world_size, rank, resume, init)
+        policy, reference, optimizer, progress = set_up(env, config, args, device, distributed, resume, init)
     except BaseException:
         env.close()  # a failed start leaves no workers and no run directory behind
+        distributed.close(finished=False)
         raise
-    policy, reference, optimizer, split, minibatch_size, num_updates, global_step, update, wall_time = setup
-    if is_main:
+    batch_size = env.num_envs * args.horizon
+    num_updates = max(1, -(-args.total_steps // (batch_size * distributed.world_size)))
+    envs_per_minibatch = env.num_envs // args.num_minibatches
+    run_dir = Path(run_dir)
+    if distributed.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps({"env_name": env_name, **config}, indent=2))
-    num_envs, horizon = env.num_envs, args.horizon
-    # The envs step in batches of rows: one batch of all in-process; several
-    # in the multiprocessing backend's async mode, which steps the others
-    # while the policy computes one batch's actions.
-    batches = [slice(first, first + env.batch_size) for first in range(0, num_envs, env.batch_size)]
-    batch_size = num_envs * horizon
     flops_per_sample = training_flops_per_sample(
         forward_flops_per_sample(policy, env.single_observation_space, device), args.update_epochs,
         reference is not None)
-    device_peak_flops = peak_flops(device)
+    recorder = Recorder(env_name, config, run_dir, live, env.num_envs, flops_per_sample, peak_flops(device),
+                        distributed, progress)
 
-    # Rollout storage, allocated once: [horizon, num_envs, ...].
-    obs_space, act_space = env.single_observation_space, env.single_action_space
-    obs = torch.zeros((horizon, num_envs, *obs_space.shape), dtype=torch.from_numpy(env.observations).dtype, device=device)
-    actions = torch.zeros((horizon, num_envs, *act_space.shape), dtype=torch.from_numpy(env.actions).dtype, device=device)
-    logprobs = torch.zeros((horizon, num_envs), device=device)
-    values = torch.zeros((horizon, num_envs), device=device)
-    starts = torch.zeros((horizon, num_envs), device=device)  # 1 where obs[t] begins an episode
-    rewards = np.zeros((horizon, num_envs), np.float32)        # host side: written by the env, read by GAE
-    dones = np.zeros((horizon, num_envs), np.uint8)
-    bootstraps = np.zeros((horizon, num_envs), np.float32)     # gamma * V(final obs) on truncated steps
-    kl_penalties = np.zeros((horizon, num_envs), np.float32)   # kl_coef * (log pi - log pi_reference)
-    advantages = np.zeros((horizon, num_envs), np.float32)
-    values_host = np.zeros((horizon, num_envs), np.float32)
-
-    env_obs = host_tensor(env.observations, device)
-    env_actions = host_tensor(env.actions, device)
+    rollout = Rollout(env, args.horizon, device)
     # Rank r's envs are envs r * num_envs ... of one large vector env: every
     # env of every rank draws its own seed.
-    env.reset(seed=args.seed + update, index_offset=rank * num_envs)
-    next_starts = torch.ones(num_envs, device=device)
-    state = policy.initial_state(num_envs, device) if policy.is_recurrent else None
-    episode_returns = np.zeros(num_envs, np.float64)
-    recent_returns = deque(maxlen=100)
-    env_log = {}
-    timing = dict.fromkeys(("env", "inference", "copies", "learning"), 0.0)
-    dashboard = Dashboard(f"puffer train {env_name}", run_dir / "metrics.jsonl", live=live,
-                          logger=config["train"].get("logger", "none"),
-                          config={"env_name": env_name, **config}) if is_main else None
-    metrics = {}
-    first_return = None  # the mean episode return of the first episodes: the untrained (or --init) policy's
-    last_shown = 0.0
-    start = time.perf_counter() - wall_time
-    completed = global_step, update
+    env.reset(seed=args.seed + progress.update, index_offset=distributed.rank * env.num_envs)
+    state = policy.initial_state(env.num_envs, device)
     finished = False
     try:
-        while update < num_updates:
-            update += 1
+        while progress.update < num_updates:
             if args.anneal_lr:
-                optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (update - 1) / num_updates)
-
-            # 1. Rollout: step every env `horizon` times with the current policy.
-            # Pass t acts for step t and records step t - 1 of each batch.
-            rollout_state = None if state is None else tuple(s.clone() for s in state)
-            with torch.inference_mode():
-                for t in range(horizon + 1):
-                    for rows in batches:
-                        if t > 0:
-                            t0 = time.perf_counter()
-                            _, batch_rewards, terminals, truncations, infos = env.recv()
-                            t1 = time.perf_counter()
-                            rewards[t - 1, rows] = batch_rewards
-                            np.logical_or(terminals, truncations, out=dones[t - 1, rows], casting="unsafe")
-                            next_starts[rows] = torch.from_numpy(dones[t - 1, rows]).to(device, non_blocking=True)
-                            bootstraps[t - 1, rows] = 0.0
-                            cut = np.flatnonzero(truncations & ~terminals)
-                            if cut.size:
-                                # A cut-off episode still has a future: bootstrap it from
-                                # the value of its last observation (not of the next
-                                # episode's first, which is what the env now shows). One
-                                # that also terminated (Gymnasium's TimeLimit sets both
-                                # when it ends on its last allowed step) has none.
-                                final = torch.from_numpy(infos["final_observations"][cut]).to(device)
-                                cut_state = None if state is None else tuple(s[rows][cut] for s in state)
-                                final_value = policy(final, cut_state, torch.zeros(len(cut), device=device))[1]
-                                bootstraps[t - 1, rows][cut] = args.gamma * final_value.cpu().numpy()
-                            t2 = time.perf_counter()
-                            timing["env"] += t1 - t0
-                            timing["inference"] += t2 - t1
-                        if t == horizon:
-                            continue
-                        t0 = time.perf_counter()
-                        obs[t, rows].copy_(env_obs[rows], non_blocking=True)
-                        starts[t, rows] = next_starts[rows]
-                        t1 = time.perf_counter()
-                        batch_state = None if state is None else tuple(s[rows] for s in state)
-                        params, value, batch_state = policy(obs[t, rows], batch_state, next_starts[rows])
-                        if state is not None:
-                            for s, new in zip(state, batch_state):
-                                s[rows] = new
-                        action, logprob = policy.head.sample(params)
-                        actions[t, rows], logprobs[t, rows], values[t, rows] = action, logprob, value
-                        if reference is not None:
-                            ref_logprob = reference.head.log_prob_entropy(reference(obs[t, rows])[0], action)[0]
-                            kl_penalties[t, rows] = args.kl_coef * (logprob - ref_logprob).cpu().numpy()
-                        t2 = time.perf_counter()
-                        env_actions[rows].copy_(action)
-                        t3 = time.perf_counter()
-                        env.send(env.actions)  # the buffer itself: the backend takes the batch's rows
-                        t4 = time.perf_counter()
-                        timing["copies"] += (t1 - t0) + (t3 - t2)
-                        timing["inference"] += t2 - t1
-                        timing["env"] += t4 - t3
-                global_step += batch_size * world_size
-                next_value = policy(env_obs.to(device), state, next_starts)[1]
-
-            # 2. Advantages by GAE (compiled), returns as their targets.
+                optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - progress.update / num_updates)
+            state = collect(rollout, env, policy, state, reference, args, recorder.timing)
             tick = time.perf_counter()
-            values_host[:] = values.cpu().numpy()
-            compute_gae(rewards + bootstraps - kl_penalties, values_host, dones, next_value.cpu().numpy(),
-                        args.gamma, args.gae_lambda, advantages)
-            b_advantages = torch.from_numpy(advantages).to(device)
-            b_returns = b_advantages + values
-
-            # 3. Learning: epochs of clipped PPO over shuffled minibatches.
-            stats = []
-            for epoch in range(args.update_epochs):
-                for index in torch.randperm(split, device=device).split(minibatch_size):
-                    def mb(tensor):
-                        return minibatch(tensor, index, policy.is_recurrent)
-                    if policy.is_recurrent:  # whole sequences of the chosen envs, from the rollout's start state
-                        params, new_value, _ = policy.forward_sequence(
-                            mb(obs), tuple(s[index] for s in rollout_state), mb(starts))
-                    else:
-                        params, new_value, _ = policy(mb(obs), None, None)
-                    new_logprob, entropy = policy.head.log_prob_entropy(params, mb(actions))
-                    log_ratio = new_logprob - mb(logprobs)
-                    ratio = log_ratio.exp()
-                    mb_advantages = mb(b_advantages)
-                    if args.norm_adv:
-                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                    policy_loss = torch.max(-mb_advantages * ratio,
-                                            -mb_advantages * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).mean()
-                    mb_returns, mb_values = mb(b_returns), mb(values)
-                    value_loss = (new_value - mb_returns) ** 2
-                    if args.clip_vloss:
-                        clipped = mb_values + (new_value - mb_values).clamp(-args.clip_coef, args.clip_coef)
-                        value_loss = torch.max(value_loss, (clipped - mb_returns) ** 2)
-                    value_loss = 0.5 * value_loss.mean()
-                    entropy = entropy.mean()
-                    loss = policy_loss - args.ent_coef * entropy + args.vf_coef * value_loss
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if world_size > 1:
-                        average_across_ranks([param.grad for param in policy.parameters()], world_size)
-                    torch.nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
-                    optimizer.step()
-                    with torch.no_grad():
-                        approx_kl = ((ratio - 1) - log_ratio).mean()
-                        clip_fraction = ((ratio - 1).abs() > args.clip_coef).float().mean()
-                        stats.append(torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction]))
-                if args.target_kl:
-                    if world_size > 1:  # every rank stops at the same epoch
-                        average_across_ranks([approx_kl], world_size)
-                    if approx_kl.item() > args.target_kl:
-                        break
-            timing["learning"] += time.perf_counter() - tick
-
-            # 4. Record: episode statistics, losses, speed and where time went.
-            for t in range(horizon):
-                episode_returns += rewards[t]
-                ended = dones[t].astype(bool)
-                if ended.any():
-                    recent_returns.extend(episode_returns[ended])
-                    episode_returns[ended] = 0.0
-            env_log = env.log() or env_log
-            if first_return is None:
-                first_return = env_log.get("episode_return")
-            wall_time = time.perf_counter() - start
-            losses = torch.stack(stats).mean(0).tolist()
-            returns_np, values_np = b_returns.flatten().cpu().numpy(), values_host.flatten()
-            var_returns = returns_np.var()
-            metrics = {
-                "update": update, "global_step": global_step, "wall_time": wall_time,
-                "sps": global_step / max(wall_time, 1e-9),
-                "mfu": flops_per_sample * global_step / max(wall_time, 1e-9) / device_peak_flops,
-                "flops_per_sample": flops_per_sample, "peak_flops": device_peak_flops,
-                **env_log,
-                "mean_return_100": float(np.mean(recent_returns)) if recent_returns else None,
-                **dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), losses)),
-                "explained_variance": float(1 - (returns_np - values_np).var() / var_returns) if var_returns > 0 else None,
-                "learning_rate": optimizer.param_groups[0]["lr"],
-                **({"kl_to_reference": float(kl_penalties.mean() / args.kl_coef)} if reference else {}),
-                **{k: v / max(sum(timing.values()), 1e-9) for k, v in timing.items()},
-            }
-            completed = global_step, update  # what a checkpoint written from here on counts
-            if world_size > 1 and update == num_updates:
-                metrics["rank_divergence"] = rank_divergence(policy, world_size)
-            if not is_main:
-                continue
-            dashboard.write(metrics)
-            if wall_time - last_shown >= args.log_interval or update == num_updates:
-                dashboard.show(metrics)
-                last_shown = wall_time
-            if update % args.checkpoint_interval == 0:
-                save(run_dir, policy, reference, optimizer, env_name, config, global_step, update, wall_time)
+            advantages(rollout, args.gamma, args.gae_lambda)
+            stats = update(policy, optimizer, rollout, args, envs_per_minibatch, distributed)
+            recorder.timing["learning"] += time.perf_counter() - tick
+            progress.update += 1
+            progress.global_step += batch_size * distributed.world_size
+            recorder.record(rollout, stats, env.log(), optimizer, last=progress.update == num_updates,
+                            save=lambda: save(run_dir, policy, reference, optimizer, env_name, config, progress),
+                            checkpoint_now=progress.update % args.checkpoint_interval == 0,
+                            divergence=lambda: distributed.divergence(policy))
         finished = True
     except KeyboardInterrupt:
-        if is_main:
-            dashboard.show(metrics)
-            print("interrupted: saving a final checkpoint")
+        recorder.interrupted()
     finally:
-        checkpoint = run_dir / CHECKPOINT_NAME
-        if is_main:
+        if distributed.is_main:
             # Interrupted inside an update, the counts are those of the last
             # whole one, so that a resumed run does that update again.
-            save(run_dir, policy, reference, optimizer, env_name, config, *completed, time.perf_counter() - start)
-            dashboard.close()
+            save(run_dir, policy, reference, optimizer, env_name, config, recorder.completed())
+        recorder.close()
         env.close()
-        if world_size > 1:
-            if finished:
-                dist.barrier()  # rank 0 has saved: all ranks leave together
-            dist.destroy_process_group()
-    return {"env_name": env_name, "global_step": global_step, "wall_time": metrics.get("wall_time", 0.0),
-            "first_episode_return": first_return,
-            "sps": metrics.get("sps", 0.0), "episode_return": metrics.get("episode_return"),
-            "mean_return_100": metrics.get("mean_return_100"), "score": metrics.get("score"),
-            "checkpoint": str(checkpoint), "run_dir": str(run_dir)}
+        distributed.close(finished)
+    return recorder.summary(run_dir / CHECKPOINT_NAME)
 
 
-def set_up(env, config, args, device, world_size, rank, resume, init):
-    """What training starts from: the policy (from `init`, or `resume`), its
-    frozen KL reference, the optimizer, the minibatch split, the number of
-    updates and the counters (global step, update, wall time) to go on from."""
-    batch_size = env.num_envs * args.horizon
-    check_rollout_memory(env, batch_size)
+def set_up(env, config, args, device, distributed, resume, init):
+    """What training starts from: the policy (from `init`, or `resume`) with
+    its parameters in one flat tensor, its frozen KL reference, the optimizer
+    and the progress to go on from."""
+    check_rollout_memory(env, env.num_envs * args.horizon)
     policy = make_policy(config["policy"], env.single_observation_space, env.single_action_space).to(device)
-    split = env.num_envs if policy.is_recurrent else batch_size  # recurrent minibatches hold whole env sequences
-    if args.num_minibatches < 1 or split % args.num_minibatches:
-        raise ValueError(f"train.num_minibatches ({args.num_minibatches}) must divide "
-                         f"{'vec.num_envs' if policy.is_recurrent else 'num_envs * horizon'} ({split})")
-    num_updates = max(1, -(-args.total_steps // (batch_size * world_size)))
-    optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, eps=1e-5)
+    if args.num_minibatches > env.num_envs or env.num_envs % args.num_minibatches:
+        raise ValueError(f"train.num_minibatches ({args.num_minibatches}) must divide vec.num_envs "
+                         f"({env.num_envs}): a minibatch holds whole env columns of the rollout")
     if init is not None:
         load_initial_weights(policy, init, device)
     # The KL anchor: the policy as it starts (the pretrained model), frozen.
     if args.kl_coef > 0 and policy.is_recurrent:
         raise ValueError("train.kl_coef needs a policy without recurrent state (mlp or gpt)")
     reference = copy.deepcopy(policy).eval().requires_grad_(False) if args.kl_coef > 0 else None
-    global_step, update, wall_time = 0, 0, 0.0
+    optimizer = torch.optim.Adam([flatten_parameters(policy)], lr=args.learning_rate, eps=1e-5)
+    progress = Progress()
     if resume is not None:
         # Loaded to the CPU: torch.set_rng_state takes a CPU tensor, and
         # load_state_dict copies the weights to the policy's device.
-        state = load_checkpoint(resume, "cpu")
-        policy.load_state_dict(state["policy"])
-        optimizer.load_state_dict(state["optimizer"])
+        saved = load_checkpoint(resume, "cpu")
+        policy.load_state_dict(saved["policy"])
+        optimizer.load_state_dict(saved["optimizer"])
         if reference is not None:
-            if "reference" not in state:
+            if saved.get("reference") is None:
                 raise ValueError(f"{resume} holds no KL reference (train.kl_coef was 0 when it was saved): "
                                  "resume it with --train.kl_coef 0, or start a new run with --init")
-            reference.load_state_dict(state["reference"])
-        global_step, update, wall_time = state["global_step"], state["update"], state["wall_time"]
-        if rank == 0:  # its random state goes on; the others' noise must stay their own
-            torch.set_rng_state(state["torch_rng"])
-            if device.type == "cuda" and state.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            reference.load_state_dict(saved["reference"])
+        progress = Progress(saved["global_step"], saved["update"], saved["wall_time"])
+        if distributed.is_main:  # its random state goes on; the others' noise must stay their own
+            torch.set_rng_state(saved["torch_rng"])
+            if device.type == "cuda" and saved.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(saved["cuda_rng"], device)
         else:
-            torch.manual_seed((args.seed + update) * world_size + rank)
-    if world_size > 1:  # the same start everywhere, whatever each rank loaded
-        for param in policy.parameters():
-            dist.broadcast(param.data, src=0)
-    return (policy, reference, optimizer, split, split // args.num_minibatches, num_updates,
-            global_step, update, wall_time)
+            torch.manual_seed((args.seed + progress.update) * distributed.world_size + distributed.rank)
+    distributed.broadcast(optimizer.param_groups[0]["params"][0].data)  # the same start everywhere
+    return policy, reference, optimizer, progress
+
+
+def flatten_parameters(module):
+    """Moves `module`'s parameters into one flat tensor, with a flat gradient:
+    every parameter (and its .grad) becomes a view into them, and the flat
+    tensor, returned, is what the optimizer steps. Gradients accumulate into
+    the views in place, so they are zeroed, never set to None."""
+    params = list(module.parameters())
+    flat = torch.nn.Parameter(torch.cat([p.detach().flatten() for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        p.data = flat.data[offset:offset + p.numel()].view_as(p)
+        p.grad = flat.grad[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return flat
+
+
+class Rollout:
+    """The storage of one rollout, allocated once: [horizon, num_envs, ...]
+    on the policy's device for what the update reads, on the host (numpy) for
+    what the env writes and GAE reads. `state` is the policy's state at the
+    rollout's first step (None without memory)."""
+
+    def __init__(self, env, horizon, device):
+        n, obs_space, act_space = env.num_envs, env.single_observation_space, env.single_action_space
+        self.horizon, self.num_envs, self.device = horizon, n, device
+        self.obs = torch.zeros((horizon, n, *obs_space.shape), dtype=torch.from_numpy(env.observations).dtype,
+                               device=device)
+        self.actions = torch.zeros((horizon, n, *act_space.shape), dtype=torch.from_numpy(env.actions).dtype,
+                                   device=device)
+        self.logprobs = torch.zeros((horizon, n), device=device)
+        self.values = torch.zeros((horizon, n), device=device)
+        self.starts = torch.zeros((horizon, n), device=device)  # 1 where obs[t] begins an episode
+        self.next_starts = torch.ones(n, device=device)
+        self.next_value = torch.zeros(n, device=device)
+        self.returns = torch.zeros((horizon, n), device=device)
+        self.host_advantages = np.zeros((horizon, n), np.float32)   # written by GAE
+        self.advantages = torch.from_numpy(self.host_advantages).to(device)  # the same memory on the CPU
+        self.rewards = np.zeros((horizon, n), np.float32)
+        self.dones = np.zeros((horizon, n), np.uint8)
+        self.bootstraps = np.zeros((horizon, n), np.float32)     # gamma * V(final obs) on truncated steps
+        self.kl_penalties = np.zeros((horizon, n), np.float32)   # kl_coef * (log pi - log pi_reference)
+        self.state = None
+        # The env's own buffers as tensors; on CUDA page-locked for async copies.
+        self.env_obs, self.env_actions = host_tensor(env.observations, device), host_tensor(env.actions, device)
+        # Rows the envs step together: all in-process; one batch each in the
+        # multiprocessing backend's async mode.
+        self.batches = [slice(first, first + env.batch_size) for first in range(0, n, env.batch_size)]
+
+
+def host_tensor(array, device):
+    """A torch view of a numpy buffer. On CUDA its memory is page-locked in
+    place so that copies to and from the GPU can be asynchronous."""
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        torch.cuda.cudart().cudaHostRegister(tensor.data_ptr(), tensor.numel() * tensor.element_size(), 0)
+    return tensor
+
+
+def rows_of(state, rows):
+    return None if state is None else tuple(s[rows] for s in state)
+
+
+@torch.inference_mode()
+def collect(rollout, env, policy, state, reference, args, timing):
+    """Steps every env `horizon` times with the policy, recording into
+    `rollout`; returns the policy's state after the last step. Pass t acts
+    for step t and records step t - 1 of each batch of rows."""
+    r, device = rollout, rollout.device
+    r.state = None if state is None else tuple(s.clone() for s in state)
+    for t in range(r.horizon + 1):
+        for rows in r.batches:
+            if t > 0:
+                t0 = time.perf_counter()
+                _, rewards, terminals, truncations, infos = env.recv()
+                t1 = time.perf_counter()
+                r.rewards[t - 1, rows] = rewards
+                np.logical_or(terminals, truncations, out=r.dones[t - 1, rows], casting="unsafe")
+                r.next_starts[rows] = torch.from_numpy(r.dones[t - 1, rows]).to(device, non_blocking=True)
+                r.bootstraps[t - 1, rows] = 0.0
+                cut = np.flatnonzero(truncations & ~terminals)
+                if cut.size:
+                    # A cut-off episode still has a future: bootstrap it from
+                    # the value of its last observation (not of the next
+                    # episode's first, which is what the env now shows). One
+                    # that also terminated (Gymnasium's TimeLimit sets both
+                    # when it ends on its last allowed step) has none.
+                    final = torch.from_numpy(infos["final_observations"][cut]).to(device)
+                    cut_state = None if state is None else tuple(s[rows][cut] for s in state)
+                    final_value = policy(final, cut_state, torch.zeros(len(cut), device=device))[1]
+                    r.bootstraps[t - 1, rows][cut] = args.gamma * final_value.cpu().numpy()
+                t2 = time.perf_counter()
+                timing["env"] += t1 - t0
+                timing["inference"] += t2 - t1
+            if t == r.horizon:
+                continue
+            t0 = time.perf_counter()
+            r.obs[t, rows].copy_(r.env_obs[rows], non_blocking=True)
+            r.starts[t, rows] = r.next_starts[rows]
+            t1 = time.perf_counter()
+            params, value, batch_state = policy(r.obs[t, rows], rows_of(state, rows), r.next_starts[rows])
+            if state is not None:
+                for s, new in zip(state, batch_state):
+                    s[rows] = new
+            action, logprob = policy.head.sample(params)
+            r.actions[t, rows], r.logprobs[t, rows], r.values[t, rows] = action, logprob, value
+            if reference is not None:
+                ref_logprob = reference.head.log_prob_entropy(reference(r.obs[t, rows])[0], action)[0]
+                r.kl_penalties[t, rows] = args.kl_coef * (logprob - ref_logprob).cpu().numpy()
+            t2 = time.perf_counter()
+            r.env_actions[rows].copy_(action)
+            t3 = time.perf_counter()
+            env.send(env.actions)  # the buffer itself: the backend takes the batch's rows
+            t4 = time.perf_counter()
+            timing["copies"] += (t1 - t0) + (t3 - t2)
+            timing["inference"] += t2 - t1
+            timing["env"] += t4 - t3
+    r.next_value.copy_(policy(r.env_obs.to(device), state, r.next_starts)[1])
+    return state
+
+
+def advantages(rollout, gamma, lam):
+    """GAE (compiled, on the host) over the rollout, with truncated episodes
+    bootstrapped and the KL penalty in the reward; returns = advantages + values."""
+    r = rollout
+    compute_gae(r.rewards + r.bootstraps - r.kl_penalties, r.values.cpu().numpy(), r.dones,
+                r.next_value.cpu().numpy(), gamma, lam, r.host_advantages)
+    if r.advantages.device.type != "cpu":
+        r.advantages.copy_(torch.from_numpy(r.host_advantages), non_blocking=True)
+    torch.add(r.advantages, r.values, out=r.returns)
+
+
+def update(policy, optimizer, rollout, args, envs_per_minibatch, distributed):
+    """Epochs of clipped PPO over minibatches of whole env columns (each from
+    the rollout's start state); returns the mean losses and statistics."""
+    r = rollout
+    flat = optimizer.param_groups[0]["params"][0]
+    stats = []
+    for _ in range(args.update_epochs):
+        for index in torch.randperm(r.num_envs, device=r.device).split(envs_per_minibatch):
+            params, new_value, _ = policy.forward_sequence(r.obs[:, index], rows_of(r.state, index),
+                                                           r.starts[:, index])
+            new_logprob, entropy = policy.head.log_prob_entropy(params, r.actions[:, index])
+            log_ratio = new_logprob - r.logprobs[:, index]
+            ratio = log_ratio.exp()
+            mb_advantages = r.advantages[:, index]
+            if args.norm_adv:
+                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+            policy_loss = torch.max(-mb_advantages * ratio,
+                                    -mb_advantages * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).mean()
+            mb_returns, mb_values = r.returns[:, index], r.values[:, index]
+            value_loss = (new_value - mb_returns) ** 2
+            if args.clip_vloss:
+                clipped = mb_values + (new_value - mb_values).clamp(-args.clip_coef, args.clip_coef)
+                value_loss = torch.max(value_loss, (clipped - mb_returns) ** 2)
+            value_loss = 0.5 * value_loss.mean()
+            entropy = entropy.mean()
+            loss = policy_loss - args.ent_coef * entropy + args.vf_coef * value_loss
+            flat.grad.zero_()
+            loss.backward()
+            distributed.average(flat.grad)
+            torch.nn.utils.clip_grad_norm_(flat, args.max_grad_norm)
+            optimizer.step()
+            with torch.no_grad():
+                approx_kl = ((ratio - 1) - log_ratio).mean()
+                clip_fraction = ((ratio - 1).abs() > args.clip_coef).float().mean()
+                stats.append(torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction]))
+        if args.target_kl:
+            distributed.average(approx_kl)  # every rank stops at the same epoch
+            if approx_kl.item() > args.target_kl:
+                break
+    return dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"),
+                    torch.stack(stats).mean(0).tolist()))
+
+
+class Recorder:
+    """What a run keeps of itself: episode returns, where the time went, the
+    metrics of each update (dashboard, metrics.jsonl, loggers) and the
+    checkpoints. Only rank 0 writes."""
+
+    def __init__(self, env_name, config, run_dir, live, num_envs, flops_per_sample, peak, distributed, progress):
+        self.args, self.distributed, self.progress = as_namespace(config).train, distributed, progress
+        self.env_name, self.flops_per_sample, self.peak = env_name, flops_per_sample, peak
+        self.dashboard = Dashboard(f"puffer train {env_name}", run_dir / "metrics.jsonl", live=live,
+                                   logger=config["train"].get("logger", "none"),
+                                   config={"env_name": env_name, **config}) if distributed.is_main else None
+        self.timing = dict.fromkeys(("env", "inference", "copies", "learning"), 0.0)
+        self.episode_returns = np.zeros(num_envs, np.float64)
+        self.recent_returns = deque(maxlen=100)
+        self.env_log, self.metrics, self.first_return = {}, {}, None
+        self.start = time.perf_counter() - progress.wall_time
+        self.last_shown = 0.0
+        self.whole = Progress(progress.global_step, progress.update, progress.wall_time)
+
+    def record(self, rollout, stats, env_log, optimizer, last, save, checkpoint_now, divergence):
+        """Episode statistics, losses, speed and the time split of the update
+        just done: shown, written, and checkpointed every checkpoint_interval."""
+        for t in range(rollout.horizon):
+            self.episode_returns += rollout.rewards[t]
+            ended = rollout.dones[t].astype(bool)
+            if ended.any():
+                self.recent_returns.extend(self.episode_returns[ended])
+                self.episode_returns[ended] = 0.0
+        self.env_log = env_log or self.env_log
+        if self.first_return is None:  # the untrained (or --init) policy's episodes
+            self.first_return = self.env_log.get("episode_return")
+        progress = self.progress
+        progress.wall_time = time.perf_counter() - self.start
+        returns, values = rollout.returns.flatten().cpu().numpy(), rollout.values.flatten().cpu().numpy()
+        sps = progress.global_step / max(progress.wall_time, 1e-9)
+        self.metrics = {
+            "update": progress.update, "global_step": progress.global_step, "wall_time": progress.wall_time,
+            "sps": sps, "mfu": self.flops_per_sample * sps / self.peak,
+            "flops_per_sample": self.flops_per_sample, "peak_flops": self.peak,
+            **self.env_log,
+            "mean_return_100": float(np.mean(self.recent_returns)) if self.recent_returns else None,
+            **stats,
+            "explained_variance": float(1 - (returns - values).var() / returns.var()) if returns.var() > 0 else None,
+            "learning_rate": optimizer.param_groups[0]["lr"],
+            **({"kl_to_reference": float(rollout.kl_penalties.mean() / self.args.kl_coef)}
+               if self.args.kl_coef > 0 else {}),
+            **{k: v / max(sum(self.timing.values()), 1e-9) for k, v in self.timing.items()},
+        }
+        self.whole = Progress(progress.global_step, progress.update, progress.wall_time)
+        if last and self.distributed.world_size > 1:
+            self.metrics["rank_divergence"] = divergence()
+        if not self.distributed.is_main:
+            return
+        self.dashboard.write(self.metrics)
+        if progress.wall_time - self.last_shown >= self.args.log_interval or last:
+            self.dashboard.show(self.metrics)
+            self.last_shown = progress.wall_time
+        if checkpoint_now:
+            save()
+
+    def completed(self):
+        """The progress of the last whole update, with the time until now."""
+        return Progress(self.whole.global_step, self.whole.update, time.perf_counter() - self.start)
+
+    def interrupted(self):
+        if self.distributed.is_main:
+            self.dashboard.show(self.metrics)
+            print("interrupted: saving a final checkpoint")
+
+    def close(self):
+        if self.dashboard:
+            self.dashboard.close()
+
+    def summary(self, checkpoint):
+        m = self.metrics
+        return {"env_name": self.env_name, "global_step": self.progress.global_step,
+                "wall_time": m.get("wall_time", 0.0), "first_episode_return": self.first_return,
+                "sps": m.get("sps", 0.0), "episode_return": m.get("episode_return"),
+                "mean_return_100": m.get("mean_return_100"), "score": m.get("score"),
+                "checkpoint": str(checkpoint), "run_dir": str(checkpoint.parent)}
 
 
 def check_rollout_memory(env, batch_size):
-    """A ValueError when the rollout storage (observations, actions and eight
+    """A ValueError when the rollout storage (observations, actions and ten
     float32 columns of [horizon, num_envs]) would not fit in memory."""
-    per_sample = env.observations[0].nbytes + env.actions[0].nbytes + 8 * 4
+    per_sample = env.observations[0].nbytes + env.actions[0].nbytes + 10 * 4
     needed, available = batch_size * per_sample, available_memory()
     if needed > available:
         raise ValueError(f"the rollout storage of train.horizon x vec.num_envs = {batch_size:,} samples needs "
@@ -380,33 +459,7 @@ def load_initial_weights(policy, path, device):
         raise ValueError(f"{path} holds neither a policy nor a language model this policy can start from")
 
 
-def average_across_ranks(tensors, world_size):
-    """Replaces each tensor by its mean over the ranks, in one all-reduce."""
-    flat = torch.cat([t.flatten() for t in tensors])
-    dist.all_reduce(flat)
-    flat /= world_size
-    offset = 0
-    for t in tensors:
-        t.copy_(flat[offset:offset + t.numel()].view_as(t))
-        offset += t.numel()
-
-
-def rank_divergence(policy, world_size):
-    """The largest difference of any parameter between two ranks (0.0 when
-    they are in sync, as the averaged gradients should keep them)."""
-    flat = torch.cat([param.detach().flatten() for param in policy.parameters()])
-    gathered = [torch.empty_like(flat) for _ in range(world_size)]
-    dist.all_gather(gathered, flat)
-    return max(float((other - gathered[0]).abs().max()) for other in gathered)
-
-
-def minibatch(tensor, index, recurrent):
-    """A minibatch of a [horizon, num_envs, ...] rollout tensor: whole env
-    columns (sequences) for a recurrent policy, else flat samples."""
-    return tensor[:, index] if recurrent else tensor.flatten(0, 1)[index]
-
-
-def save(run_dir, policy, reference, optimizer, env_name, config, global_step, update, wall_time):
+def save(run_dir, policy, reference, optimizer, env_name, config, progress):
     """The checkpoint: all that --resume needs to go on as if never stopped,
     the KL reference (the --init weights) included."""
     device = next(policy.parameters()).device
@@ -414,8 +467,8 @@ def save(run_dir, policy, reference, optimizer, env_name, config, global_step, u
     save_checkpoint(path, {
         "env_name": env_name, "config": config, "policy": policy.state_dict(),
         "reference": None if reference is None else reference.state_dict(),
-        "optimizer": optimizer.state_dict(), "global_step": global_step, "update": update,
-        "wall_time": wall_time, "torch_rng": torch.get_rng_state(),
+        "optimizer": optimizer.state_dict(), "global_step": progress.global_step, "update": progress.update,
+        "wall_time": progress.wall_time, "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
     })
     return path
