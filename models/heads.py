@@ -1,5 +1,6 @@
-"""Action heads: features -> action distribution, with the sampling, log
-probability and entropy PPO needs. Written out by hand rather than with
+"""Action heads: the distribution over a space's actions, from the
+parameters a policy computes, with the sampling, log probability and entropy
+PPO needs. Written out by hand rather than with
 torch.distributions, whose argument checks cost more than the math at the
 batch sizes of small envs."""
 import math
@@ -33,8 +34,12 @@ def layer_init(layer, std=math.sqrt(2), bias=0.0):
 
 
 class Categorical(nn.Module):
-    """A categorical distribution from logits that the model computes itself
-    (the GPT's weight-tied language-model head)."""
+    """A categorical distribution over `n` actions from logits, which the
+    policy computes (`num_params` of them per observation)."""
+
+    def __init__(self, n=None):
+        super().__init__()
+        self.num_params = n
 
     def sample(self, logits, deterministic=False):
         """Actions (int64) and their log probabilities."""
@@ -52,29 +57,16 @@ class Categorical(nn.Module):
         return log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), entropy
 
 
-class DiscreteHead(Categorical):
-    """A categorical distribution over `n` actions, from features."""
+class Gaussian(nn.Module):
+    """A diagonal Gaussian: its mean (`num_params` = action_dim per
+    observation) from the policy, with a learned, state-independent log std.
+    Samples are not clipped here: the env clips to its bounds, and PPO needs
+    the log probability of the sample itself."""
 
-    def __init__(self, hidden_size, n):
+    def __init__(self, action_dim):
         super().__init__()
-        self.logits = layer_init(nn.Linear(hidden_size, n), std=0.01)
-
-    def forward(self, features):
-        return self.logits(features)
-
-
-class GaussianHead(nn.Module):
-    """A diagonal Gaussian with a learned, state-independent log std. Samples
-    are not clipped here: the env clips to its bounds, and PPO needs the log
-    probability of the sample itself."""
-
-    def __init__(self, hidden_size, action_dim):
-        super().__init__()
-        self.mean = layer_init(nn.Linear(hidden_size, action_dim), std=0.01)
+        self.num_params = action_dim
         self.log_std = nn.Parameter(torch.zeros(action_dim))
-
-    def forward(self, features):
-        return self.mean(features)
 
     def sample(self, mean, deterministic=False):
         """Actions (float32) and their log probabilities."""
@@ -88,11 +80,12 @@ class GaussianHead(nn.Module):
         return log_prob.sum(-1), entropy.sum(-1)
 
 
-def action_head(hidden_size, action_space):
+def action_head(action_space):
+    """The distribution over `action_space`'s actions."""
     if isinstance(action_space, spaces.Discrete):
-        return DiscreteHead(hidden_size, int(action_space.n))
+        return Categorical(int(action_space.n))
     if isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
-        return GaussianHead(hidden_size, action_space.shape[0])
+        return Gaussian(action_space.shape[0])
     raise ValueError(f"no policy head for action space {action_space}")
 
 

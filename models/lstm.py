@@ -21,7 +21,8 @@ class LSTMPolicy(nn.Module):
                 nn.init.orthogonal_(param, 1.0)
             else:
                 nn.init.constant_(param, 0.0)
-        self.head = action_head(hidden_size, action_space)
+        self.head = action_head(action_space)
+        self.actor = layer_init(nn.Linear(hidden_size, self.head.num_params), std=0.01)
         self.critic = layer_init(nn.Linear(hidden_size, 1), std=1.0)
 
     def initial_state(self, batch_size, device):
@@ -34,7 +35,7 @@ class LSTMPolicy(nn.Module):
         new state."""
         keep = (1.0 - starts).unsqueeze(-1)
         h, c = self.cell(self.encoder(obs.flatten(1).float()), (state[0] * keep, state[1] * keep))
-        return self.head(h), self.critic(h).squeeze(-1), (h, c)
+        return self.actor(h), self.critic(h).squeeze(-1), (h, c)
 
     def forward_sequence(self, obs, state, starts):
         """The same over a [T, B] sequence from `state`; returns [T, B, ...] outputs."""

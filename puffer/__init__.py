@@ -2,16 +2,26 @@
 import importlib
 import inspect
 
-# Env name -> "module:Class". The CLI, `make`, the bench and the configs
-# (configs/<name>.toml) all key on these names.
+# Env name -> its record. The CLI, `make`, the bench, compare and the configs
+# (configs/<name>.toml) all key on these names. A record's keys:
+#   entry      "module:Class", the env's class (the only key every env has);
+#   gymnasium  the id of the Gymnasium env it reproduces: its Gymnasium id
+#              takes that version, `puffer train gym:<id>` takes its config,
+#              and bench and compare measure against it;
+#   envpool    the id of EnvPool's, for bench;
+#   numpy      "module:Class" of a numpy-vectorized one, for bench;
+#   solved_at  the mean return of the last 100 episodes that counts as solved
+#              (puffer compare).
 ENVS = {
-    "light_button": "puffer.envs.probes.light_button.light_button:LightButton",
-    "constant_reward": "puffer.envs.probes.constant_reward.constant_reward:ConstantReward",
-    "delayed_reward": "puffer.envs.probes.delayed_reward.delayed_reward:DelayedReward",
-    "continuous_target": "puffer.envs.probes.continuous_target.continuous_target:ContinuousTarget",
-    "cartpole": "puffer.envs.cartpole.cartpole:CartPole",
-    "lunar_lander": "puffer.envs.lunar_lander.lunar_lander:LunarLander",
-    "text": "puffer.envs.text.text:Text",
+    "light_button": {"entry": "puffer.envs.probes.light_button.light_button:LightButton"},
+    "constant_reward": {"entry": "puffer.envs.probes.constant_reward.constant_reward:ConstantReward"},
+    "delayed_reward": {"entry": "puffer.envs.probes.delayed_reward.delayed_reward:DelayedReward"},
+    "continuous_target": {"entry": "puffer.envs.probes.continuous_target.continuous_target:ContinuousTarget"},
+    "cartpole": {"entry": "puffer.envs.cartpole.cartpole:CartPole", "gymnasium": "CartPole-v1",
+                 "envpool": "CartPole-v1", "numpy": "puffer.bench:NumpyCartPole", "solved_at": 475.0},
+    "lunar_lander": {"entry": "puffer.envs.lunar_lander.lunar_lander:LunarLander", "gymnasium": "LunarLander-v3",
+                     "envpool": "LunarLander-v3", "solved_at": 200.0},
+    "text": {"entry": "puffer.envs.text.text:Text"},
 }
 
 # "gym:ID" names Gymnasium env ID, hosted by puffer.gymnasium_env.GymnasiumVecEnv.
@@ -23,11 +33,21 @@ def env_class(name):
     id), the class that hosts Gymnasium envs."""
     if name.startswith(GYM_PREFIX):
         return gymnasium_env.GymnasiumVecEnv
+    return load_entry(env_record(name)["entry"])
+
+
+def env_record(name):
+    """The ENVS record of env `name`."""
     if name not in ENVS:
         raise ValueError(f"unknown env {name!r}; known envs: {', '.join(sorted(ENVS))}, "
                          f"or {GYM_PREFIX}ID for Gymnasium env ID")
-    module, cls = ENVS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return ENVS[name]
+
+
+def load_entry(entry):
+    """The object that "module:Name" names."""
+    module, name = entry.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def env_options(name):

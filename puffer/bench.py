@@ -26,10 +26,6 @@ import puffer
 
 # Env name -> reference implementation -> the id that implementation knows the
 # equivalent env by. `--compare X` is valid for an env only if X is listed here.
-REFERENCES = {
-    "cartpole": {"gymnasium": "CartPole-v1", "envpool": "CartPole-v1", "numpy": "NumpyCartPole"},
-    "lunar_lander": {"gymnasium": "LunarLander-v3", "envpool": "LunarLander-v3"},
-}
 IMPLS = ("gymnasium", "envpool", "numpy", "pufferlib")
 # PufferLib's vector (pufferlib-core) can step every puffer env: it is the
 # same C env, here to measure what that vectorization costs or saves.
@@ -37,8 +33,10 @@ PUFFERLIB_ID = "pufferlib.vector.Serial"
 
 
 def references(name):
-    """Reference implementation -> its id for puffer env `name`."""
-    return {**REFERENCES.get(name, {}), "pufferlib": PUFFERLIB_ID}
+    """Reference implementation -> its id for puffer env `name` (from its
+    ENVS record)."""
+    record = puffer.env_record(name)
+    return {**{impl: record[impl] for impl in IMPLS if impl in record}, "pufferlib": PUFFERLIB_ID}
 
 # Gymnasium's SyncVectorEnv steps its envs one by one in Python: a few
 # thousand of them would take minutes to make and give the same per-env SPS.
@@ -187,7 +185,7 @@ def bench_env(name, num_envs=4096, seconds=3.0, pin=True, **env_kwargs):
         finally:
             env.close()
     note = f"options {env_kwargs}" if env_kwargs else ""
-    return _result(name, "puffer", puffer.ENVS[name].split(":")[1], num_envs, steps, elapsed, note)
+    return _result(name, "puffer", puffer.ENVS[name]["entry"].split(":")[1], num_envs, steps, elapsed, note)
 
 
 def check_compare(name, compare):
@@ -207,7 +205,8 @@ def _make_reference(impl, ref_id, num_envs, name):
     """(env, single action space) for a reference of puffer env `name`;
     ImportError where its package is not installed or not usable here."""
     if impl == "numpy":
-        return NumpyCartPole(num_envs, seed=0), NumpyCartPole.single_action_space
+        cls = puffer.load_entry(ref_id)
+        return cls(num_envs, seed=0), cls.single_action_space
     if impl == "gymnasium":
         import gymnasium
         try:

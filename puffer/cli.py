@@ -264,9 +264,11 @@ def cmd_plot(argv):
                                      description="Learning curves of one or more runs (their metrics.jsonl).")
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     parser.add_argument("--out", help="the PNG to write (default: curves.png in the first RUN_DIR)")
+    parser.add_argument("--x", default="global_step", choices=("global_step", "wall_time"),
+                        help="draw against env steps (default) or wall-clock seconds")
     args = parser.parse_args(argv)
     from puffer.plot import plot_runs
-    print(f"wrote {plot_runs(args.run_dirs, args.out)}")
+    print(f"wrote {plot_runs(args.run_dirs, args.out, args.x)}")
 
 
 def cmd_list(argv):

@@ -14,9 +14,6 @@ from pathlib import Path
 import puffer
 from puffer.config import load_config
 
-THRESHOLDS = {"cartpole": 475.0, "lunar_lander": 200.0}
-
-
 def linear(start):
     """SB3 schedule: `start` decayed linearly to 0 over training."""
     return lambda progress: progress * start
@@ -115,15 +112,9 @@ def run_sb3(env_name, seed, threshold):
 
 def mean_return(env, act, seed):
     """Mean return of the first episode in each of a vector env's envs (a
-    puffer env or a Gymnasium vector env), with actions from `act`."""
-    import numpy as np
-    obs, _ = env.reset(seed=seed)
-    returns = np.zeros(env.num_envs)
-    running = np.ones(env.num_envs, bool)
-    while running.any():
-        obs, rewards, terminals, truncations, _ = env.step(act(obs))
-        returns += rewards * running
-        running &= ~(terminals | truncations)
+    puffer env or a Gymnasium vector env), with actions from act(obs)."""
+    from puffer.trainer.episodes import play
+    returns = play(env, lambda obs, *_: act(obs), seed=seed)[0]
     env.close()
     return float(returns.mean())
 
@@ -148,9 +139,11 @@ def summarize(name, runs):
 
 
 def main_compare(env_name, seeds=10, sb3=True, overrides=None, transfer_episodes=100, print_fn=print):
-    if env_name not in THRESHOLDS:
-        raise ValueError(f"compare knows {', '.join(THRESHOLDS)}, not {env_name!r}")
-    threshold = THRESHOLDS[env_name]
+    solvable = [name for name, record in puffer.ENVS.items() if "solved_at" in record]
+    if env_name not in solvable:
+        raise ValueError(f"compare knows {', '.join(solvable)} (the envs whose record in puffer.ENVS has a "
+                         f"solved_at), not {env_name!r}")
+    threshold = puffer.ENVS[env_name]["solved_at"]
     overrides = overrides or {}
     rows = []
     puffer_runs = []

@@ -19,15 +19,11 @@ from gymnasium.envs.registration import load_env_creator
 import puffer
 from puffer.vector import PufferEnv, check_action_values, resolve_seed, write_actions
 
-# puffer env -> the Gymnasium env it reproduces. Its Gymnasium id takes the
-# same version, and `puffer train gym:<id>` takes its config.
-GYMNASIUM_TWINS = {"cartpole": "CartPole-v1", "lunar_lander": "LunarLander-v3"}
-
-
 def gymnasium_id(name):
     """The Gymnasium id of puffer env `name`: "puffer/CartPole-v1", "puffer/LightButton-v0"."""
-    cls_name = puffer.ENVS[name].split(":")[1]
-    version = GYMNASIUM_TWINS[name].rsplit("-v", 1)[1] if name in GYMNASIUM_TWINS else "0"
+    record = puffer.ENVS[name]
+    cls_name = record["entry"].split(":")[1]
+    version = record["gymnasium"].rsplit("-v", 1)[1] if "gymnasium" in record else "0"
     return f"puffer/{cls_name}-v{version}"
 
 
@@ -42,7 +38,8 @@ def register_envs():
 
 def twin_of(env_name):
     """The puffer env that reproduces Gymnasium env `env_name` ("gym:ID"), or None."""
-    return {f"{puffer.GYM_PREFIX}{env_id}": name for name, env_id in GYMNASIUM_TWINS.items()}.get(env_name)
+    return {f"{puffer.GYM_PREFIX}{record['gymnasium']}": name for name, record in puffer.ENVS.items()
+            if "gymnasium" in record}.get(env_name)
 
 
 class SingleEnv(gymnasium.Env):

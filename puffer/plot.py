@@ -1,5 +1,7 @@
 """`puffer plot RUN_DIR ...`: the learning curves of runs, read from their
-metrics.jsonl, as one PNG of panels against the global step."""
+metrics.jsonl, as one PNG of panels against the global step or, with
+`--x wall_time`, against wall-clock time: by steps, a trainer 10x slower per
+step than another can look as good."""
 import json
 from pathlib import Path
 
@@ -12,6 +14,8 @@ PANELS = {
     "entropy": ("entropy",),
     "steps per second": ("sps",),
 }
+# What the curves can be drawn against: the metric, and the axis label.
+X_AXES = {"global_step": "global step", "wall_time": "wall time (s)"}
 COLUMNS = 3
 PANEL_SIZE = (4.5, 3.5)  # inches, at 100 dpi
 
@@ -26,28 +30,31 @@ def read_metrics(run_dir):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def curves(records):
-    """{panel: {metric: (steps, values)}} of the metrics the records hold,
-    against global_step (or the line number, for metrics without one)."""
+def curves(records, x="global_step"):
+    """{panel: {metric: (xs, values)}} of the metrics the records hold,
+    against metric `x` (or the line number, for records without it)."""
+    if x not in X_AXES:
+        raise ValueError(f"unknown x axis {x!r}; choose from {', '.join(X_AXES)}")
     panels = {}
     for title, keys in PANELS.items():
         for key in keys:
-            points = [(r.get("global_step", i), r[key]) for i, r in enumerate(records) if r.get(key) is not None]
+            points = [(r.get(x, i), r[key]) for i, r in enumerate(records) if r.get(key) is not None]
             if points:
                 panels.setdefault(title, {})[key] = tuple(zip(*points))
     return panels
 
 
-def plot_runs(run_dirs, out=None):
-    """Draws the curves of `run_dirs` (one color per run) into the PNG `out`
-    (default: curves.png in the first run directory); returns its path."""
+def plot_runs(run_dirs, out=None, x="global_step"):
+    """Draws the curves of `run_dirs` (one color per run) against metric `x`
+    (X_AXES) into the PNG `out` (default: curves.png in the first run
+    directory); returns its path."""
     try:
         from matplotlib.figure import Figure
         from matplotlib.ticker import EngFormatter
     except ImportError:
         raise ImportError("puffer plot needs matplotlib: pip install matplotlib "
                           "(or pip install 'puffer[plot]')") from None
-    runs = {Path(run_dir).name: curves(read_metrics(run_dir)) for run_dir in run_dirs}
+    runs = {Path(run_dir).name: curves(read_metrics(run_dir), x) for run_dir in run_dirs}
     titles = [title for title in PANELS if any(title in panels for panels in runs.values())]
     if not titles:
         raise ValueError(f"no metrics to plot in {', '.join(map(str, run_dirs))}; "
@@ -58,11 +65,12 @@ def plot_runs(run_dirs, out=None):
     for ax, title in zip(axes, titles):
         for index, (name, panels) in enumerate(runs.items()):
             # A color per run, a line style per metric; labels only where they tell lines apart.
-            for style, (key, (steps, values)) in zip(("-", ":"), panels.get(title, {}).items()):
+            for style, (key, (xs, values)) in zip(("-", ":"), panels.get(title, {}).items()):
                 label = [name] * (len(runs) > 1) + [key] * (len(PANELS[title]) > 1)
-                ax.plot(steps, values, style, color=f"C{index % 10}", label=" ".join(label) or None)
-        ax.set(title=title, xlabel="global step")
-        ax.xaxis.set_major_formatter(EngFormatter())  # 20 k, not 20000
+                ax.plot(xs, values, style, color=f"C{index % 10}", label=" ".join(label) or None)
+        ax.set(title=title, xlabel=X_AXES[x])
+        if x == "global_step":
+            ax.xaxis.set_major_formatter(EngFormatter())  # 20 k, not 20000
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")

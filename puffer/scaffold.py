@@ -114,7 +114,7 @@ def registry(root):
             try:
                 return source, node.value, ast.literal_eval(node.value)
             except ValueError:
-                raise ScaffoldError(f"{path}: ENVS is not a plain dict of strings, so `puffer new` "
+                raise ScaffoldError(f"{path}: ENVS is not a plain dict of literals, so `puffer new` "
                                     f"cannot add to it") from None
     raise ScaffoldError(f"{path} has no `ENVS = {{...}}` dict to register the env in")
 
@@ -149,7 +149,7 @@ def check_name(name, root):
     _, _, envs = registry(root)
     if name in envs:
         raise ScaffoldError(f"env name {name!r} is taken: puffer/__init__.py already registers "
-                            f"it in ENVS as {envs[name]!r}")
+                            f"it in ENVS as {envs[name]['entry']!r}")
     folder = root / "envs" / name
     if folder.exists():
         raise ScaffoldError(f"env name {name!r} is taken: {folder} already exists")
@@ -175,7 +175,7 @@ def render(text, name):
 
 
 def registry_line(name):
-    return f'    "{name}": "puffer.envs.{name}.{name}:{class_name(name)}",\n'
+    return f'    "{name}": {{"entry": "puffer.envs.{name}.{name}:{class_name(name)}"}},\n'
 
 
 def register(source, dict_node, name):

@@ -345,7 +345,7 @@ def main():
     rng = np.random.default_rng(0)
     covered, skipped = [], []
     for name in names:
-        module = puffer.ENVS[name].split(":")[0]
+        module = puffer.ENVS[name]["entry"].split(":")[0]
         if module_missing(module):
             print(f"SKIPPED {name}: module {module} is missing", flush=True)
             skipped.append(name)
@@ -358,7 +358,7 @@ def main():
         print(f"COVERED {name}: {total} random actions in {time.perf_counter() - start:.1f}s", flush=True)
         covered.append(name)
     print("ASAN_DRIVER_SUMMARY " + json.dumps({"covered": covered, "skipped": skipped,
-                                                     "registered": dict(puffer.ENVS)}), flush=True)
+                                                     "registered": {n: r["entry"] for n, r in puffer.ENVS.items()}}), flush=True)
 
 
 if __name__ == "__main__":

@@ -174,10 +174,12 @@ def test_numpy_cartpole_truncates_at_500_steps():
 def test_bench_all_measures_every_env_and_its_references():
     lines = []
     results = bench.bench_all(num_envs=16, seconds=0.02, print_fn=lines.append)
+    expected = {"cartpole": ["gymnasium", "envpool", "numpy", "pufferlib"],
+                "lunar_lander": ["gymnasium", "envpool", "pufferlib"]}  # from their ENVS records
     for name in puffer.ENVS:
         rows = [r for r in results if r["env"] == name]
         assert rows[0]["impl"] == "puffer" and rows[0]["sps"] > 0
-        assert [r["impl"] for r in rows[1:]] == [*bench.REFERENCES.get(name, {}), "pufferlib"]
+        assert [r["impl"] for r in rows[1:]] == expected.get(name, ["pufferlib"])
         assert all(r["puffer_speedup"] or r["sps"] is None for r in rows)
     assert any("gymnasium" in line for line in lines)
 

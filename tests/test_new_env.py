@@ -209,7 +209,7 @@ def test_found_from_a_subfolder_registered_then_taken(bare):
                        "envs/grid_2d/__init__.py", "configs/grid_2d.toml", "tests/test_grid_2d.py",
                        "puffer/__init__.py"]
     _, _, envs = scaffold.registry(bare)
-    assert list(envs)[-1] == "grid_2d" and envs["grid_2d"] == "puffer.envs.grid_2d.grid_2d:Grid2d"
+    assert list(envs)[-1] == "grid_2d" and envs["grid_2d"] == {"entry": "puffer.envs.grid_2d.grid_2d:Grid2d"}
     for path in written:
         assert "{{" not in (bare / path).read_text(), path
     assert "class Grid2d(PufferEnv)" in (bare / "envs/grid_2d/grid_2d.py").read_text()
@@ -235,11 +235,11 @@ def test_a_failed_write_is_rolled_back(bare, monkeypatch):
 
 
 def test_register_keeps_the_dict_valid():
-    source = 'X = 1\nENVS = {\n    "a": "m:A"\n}\n'
+    source = 'X = 1\nENVS = {\n    "a": {"entry": "m:A"}\n}\n'
     _, node, _ = registry_of(source)
     new = scaffold.register(source, node, "b")
-    assert new == 'X = 1\nENVS = {\n    "a": "m:A",\n    "b": "puffer.envs.b.b:B",\n}\n'
-    source = 'ENVS = {"a": "m:A"}\n'
+    assert new == 'X = 1\nENVS = {\n    "a": {"entry": "m:A"},\n    "b": {"entry": "puffer.envs.b.b:B"},\n}\n'
+    source = 'ENVS = {"a": {"entry": "m:A"}}\n'
     with pytest.raises(scaffold.ScaffoldError, match="closing brace on a line of its own"):
         scaffold.register(source, registry_of(source)[1], "b")
 

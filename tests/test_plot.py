@@ -57,3 +57,18 @@ def test_cli_and_bad_input(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if not installed
     with pytest.raises(ImportError, match=r"pip install matplotlib \(or pip install 'puffer\[plot\]'\)"):
         plot_runs([run])
+
+
+def test_curves_against_wall_time(tmp_path, capsys):
+    lines = [{"global_step": 100 * i, "wall_time": 0.5 * i, "sps": 200.0} for i in range(1, 4)]
+    run = write_run(tmp_path / "run", lines)
+    assert curves(read_metrics(run), "wall_time")["steps per second"]["sps"] == ((0.5, 1.0, 1.5), (200.0,) * 3)
+    assert curves(read_metrics(run))["steps per second"]["sps"] == ((100, 200, 300), (200.0,) * 3)
+    main(["plot", str(run), "--x", "wall_time", "--out", str(tmp_path / "time.png")])
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'time.png'}"
+    assert Image.open(tmp_path / "time.png").size == (450, 350)
+    with pytest.raises(ValueError, match="unknown x axis 'time'; choose from global_step, wall_time"):
+        curves(read_metrics(run), "time")
+    with pytest.raises(SystemExit):
+        main(["plot", str(run), "--x", "time"])
+    assert "invalid choice: 'time'" in capsys.readouterr().err

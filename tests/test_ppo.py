@@ -25,7 +25,9 @@ def run(tmp_path, env_name, **overrides):
 def test_light_button(tmp_path):
     summary, result = run(tmp_path, "light_button")
     assert result["mean_return"] == 16.0 and result["score"] == 1.0
-    assert summary["score"] == 1.0  # during training too
+    # During training too, where actions are sampled: at the end the policy's
+    # entropy is ~0.002 nats, so a wrong press in the last 64 episodes is chance.
+    assert summary["score"] >= 63 / 64
 
 
 def test_constant_reward(tmp_path):

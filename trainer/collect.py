@@ -16,8 +16,8 @@ from gymnasium import spaces
 
 import puffer
 from puffer.trainer.checkpoint import load_checkpoint, load_policy
+from puffer.trainer.episodes import FIELDS, play, policy_actor
 
-FIELDS = ("observations", "actions", "rewards", "terminals", "truncations")
 
 
 @torch.inference_mode()
@@ -47,28 +47,18 @@ def collect(env_name, episodes, env_config, checkpoint=None, epsilons=None, num_
     epsilon = np.resize(np.asarray(epsilons, np.float64), num_envs)
     quota = math.ceil(episodes / num_envs)
 
-    obs, _ = env.reset(seed=seed)
-    state = policy.initial_state(num_envs, device) if policy is not None and policy.is_recurrent else None
-    starts = torch.ones(num_envs, device=device)
-    steps = {field: [] for field in FIELDS}
-    finished = np.zeros(num_envs, np.int64)
-    while (finished < quota).any():
+    policy_act = policy_actor(policy, num_envs, device) if policy is not None else None
+
+    def act(obs, rewards, starts, counting):
         actions = random_actions(env.single_action_space, num_envs, rng)
-        if policy is not None:
-            params, _, state = policy(torch.from_numpy(obs).to(device), state, starts)
-            chosen = policy.head.sample(params)[0].cpu().numpy()
+        if policy_act is not None:
+            chosen = policy_act(obs, rewards, starts, counting)
             greedy = rng.random(num_envs) >= epsilon
             actions[greedy] = chosen[greedy]
-        steps["observations"].append(obs.copy())
-        obs, rewards, terminals, truncations, _ = env.step(actions)
-        for field, value in (("actions", env.actions), ("rewards", rewards), ("terminals", terminals),
-                             ("truncations", truncations)):
-            steps[field].append(value.copy())
-        done = terminals | truncations
-        finished += done
-        starts = torch.from_numpy(done).to(device).float()
+        return actions
+
+    columns = play(env, act, seed=seed, episodes_per_env=quota, record=True)[2]  # [T, num_envs, ...]
     env.close()
-    columns = {field: np.stack(values) for field, values in steps.items()}  # [T, num_envs, ...]
     return take_episodes(columns, episodes)
 
 

@@ -33,6 +33,7 @@ from puffer.config import as_namespace
 from puffer.models.decision_transformer import DecisionTransformer, StepCache
 from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from puffer.trainer.collect import collect, load_dataset
+from puffer.trainer.episodes import play
 from puffer.trainer.dashboard import Dashboard
 from puffer.trainer.device import seed_and_device
 
@@ -155,48 +156,37 @@ def run_episodes(model, env, targets, temperature=None, seed=0, record=False):
     device = model.obs_mean.device
     n = env.num_envs
     targets = torch.as_tensor(targets, dtype=torch.float32, device=device).expand(n).clone()
-    obs, _ = env.reset(seed=seed)
-    env.log()  # clear it: the score is of these episodes
     cache = StepCache(model, n, device)
     returns_to_go = targets.clone()
     prev_actions = torch.zeros(env.actions.shape, dtype=torch.from_numpy(env.actions).dtype, device=device)
     timesteps = torch.zeros(n, dtype=torch.long, device=device)
-    returns, lengths = np.zeros(n), np.zeros(n, np.int64)
-    running = np.ones(n, bool)
     entropy_sum, action_counts = 0.0, np.zeros(model.action_size if model.discrete else 0)
-    steps = {field: [] for field in ("observations", "actions", "rewards", "terminals", "truncations")}
-    while running.any():
+
+    def act(obs, rewards, starts, counting):
+        nonlocal returns_to_go, timesteps, prev_actions, entropy_sum, action_counts
+        # The target drops by each reward; an env that starts a new episode starts from its target again.
+        starts = torch.from_numpy(starts).to(device)
+        returns_to_go = torch.where(starts, targets, returns_to_go - torch.from_numpy(rewards).to(device))
+        timesteps = torch.where(starts, 0, timesteps + 1)
         prediction = model.step(cache, returns_to_go, torch.from_numpy(obs).to(device), prev_actions, timesteps)
         if model.discrete:
             probs = F.softmax(prediction if temperature is None else prediction / temperature, dim=-1)
             actions = probs.argmax(-1) if temperature is None else torch.multinomial(probs, 1)[:, 0]
-            live = torch.from_numpy(running).to(device)
+            live = torch.from_numpy(counting).to(device)
             entropy_sum += -(probs * probs.clamp_min(1e-12).log()).sum(-1)[live].sum().item()
             action_counts += np.bincount(actions[live].cpu().numpy(), minlength=model.action_size)
         else:
             space = env.single_action_space
             actions = prediction.clamp(torch.from_numpy(space.low).to(device), torch.from_numpy(space.high).to(device))
-        if record:
-            steps["observations"].append(obs.copy())
-        obs, rewards, terminals, truncations, _ = env.step(actions.cpu().numpy().astype(env.actions.dtype))
-        if record:
-            for field, value in (("actions", env.actions), ("rewards", rewards), ("terminals", terminals),
-                                 ("truncations", truncations)):
-                steps[field].append(value.copy())
-        done = terminals | truncations
-        returns += rewards * running
-        lengths += running
-        running &= ~done
-        # The target drops by each reward; an env that starts a new episode starts from its target again.
-        done_t = torch.from_numpy(done).to(device)
-        returns_to_go = torch.where(done_t, targets, returns_to_go - torch.from_numpy(rewards).to(device))
-        timesteps = torch.where(done_t, 0, timesteps + 1)
         prev_actions = actions.to(prev_actions.dtype)
+        return actions.cpu().numpy().astype(env.actions.dtype)
+
+    env.log()  # clear it: the score is of these episodes
+    returns, lengths, columns = play(env, act, seed=seed, record=record)
     result = {"returns": returns, "lengths": lengths, "score": env.log().get("score"),
               "entropy": entropy_sum / lengths.sum() if model.discrete else None,
               "action_frequencies": action_counts / max(action_counts.sum(), 1)}
     if record:
-        columns = {field: np.stack(values) for field, values in steps.items()}
         result["episodes"] = [{field: values[:lengths[i], i] for field, values in columns.items()} for i in range(n)]
     return result
 

@@ -6,6 +6,7 @@ import torch
 import puffer
 from puffer.render import check_render_mode
 from puffer.trainer.checkpoint import load_checkpoint, load_policy
+from puffer.trainer.episodes import play, policy_actor
 
 RENDER_MODES = {"gif": "rgb_array", "ansi": "ansi"}  # --render choice -> the env's render mode
 
@@ -29,25 +30,17 @@ def evaluate(env_name, checkpoint, episodes=100, deterministic=True, seed=0, dev
             raise ValueError(f"unknown render {render!r}; choose one of: {', '.join(RENDER_MODES)}")
         check_render_mode(env, RENDER_MODES[render])
     policy = load_policy(saved, env, device)
-    obs, _ = env.reset(seed=seed)
-    state = policy.initial_state(episodes, device) if policy.is_recurrent else None
-    starts = torch.ones(episodes, device=device)
-    returns, lengths = np.zeros(episodes), np.zeros(episodes)
-    running = np.ones(episodes, bool)
+    policy_act = policy_actor(policy, episodes, device, deterministic)
     frames, actions_taken = [], []
-    while running.any():
-        params, _, state = policy(torch.from_numpy(obs).to(device), state, starts)
-        actions, _ = policy.head.sample(params, deterministic=deterministic)
-        actions = actions.cpu().numpy()
-        if render is not None and running[0]:
+
+    def act(obs, rewards, starts, counting):
+        actions = policy_act(obs, rewards, starts, counting)
+        if render is not None and counting[0]:  # the state the action is chosen in
             frames.append(env.render(RENDER_MODES[render]))
             actions_taken.append(actions[0])
-        _, rewards, terminals, truncations, _ = env.step(actions)
-        returns += rewards * running
-        lengths += running
-        done = terminals | truncations
-        running &= ~done
-        starts = torch.from_numpy(done).to(device).float()
+        return actions
+
+    returns, lengths, _ = play(env, act, seed=seed)
     log = env.log()
     result = {"episodes": episodes, "mean_return": float(returns.mean()), "std_return": float(returns.std()),
               "mean_length": float(lengths.mean()), "score": log.get("score")}

@@ -157,7 +157,7 @@ def set_up(env, config, args, device, distributed, resume, init):
     if args.kl_coef > 0 and policy.is_recurrent:
         raise ValueError("train.kl_coef needs a policy without recurrent state (mlp or gpt)")
     reference = copy.deepcopy(policy).eval().requires_grad_(False) if args.kl_coef > 0 else None
-    optimizer = torch.optim.Adam([flatten_parameters(policy)], lr=args.learning_rate, eps=1e-5)
+    optimizer = torch.optim.Adam([flatten_parameters(policy)], lr=args.learning_rate, eps=1e-5, fused=True)
     progress = Progress()
     if resume is not None:
         # Loaded to the CPU: torch.set_rng_state takes a CPU tensor, and
