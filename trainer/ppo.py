@@ -341,7 +341,8 @@ def update(policy, optimizer, rollout, args, envs_per_minibatch, distributed):
             flat.grad.zero_()
             loss.backward()
             distributed.average(flat.grad)
-            torch.nn.utils.clip_grad_norm_(flat, args.max_grad_norm)
+            # clip_grad_norm_ on one tensor, without its per-call overhead (10x these two ops)
+            flat.grad.mul_((args.max_grad_norm / (flat.grad.norm() + 1e-6)).clamp_(max=1.0))
             optimizer.step()
             with torch.no_grad():
                 approx_kl = ((ratio - 1) - log_ratio).mean()
