@@ -16,6 +16,7 @@ COMMANDS = {
     "list": "the environments with their observation and action spaces",
     "bench": "env-only steps per second, optionally against reference implementations",
     "new": "write a working skeleton env into this checkout (docs/writing-an-env.md)",
+    "probe": "the trainer's self-check: PPO on every probe env, a pass/fail table (exit 1 on a failure)",
     "compare": "time to solve over several seeds, puffer's PPO against Stable-Baselines3's",
     "pretrain": "next-character training of the GPT on the text corpus: puffer pretrain text",
     "sample": "generate text from a pretrained or fine-tuned GPT checkpoint",
@@ -329,6 +330,22 @@ def cmd_compare(argv):
     args, rest = parser.parse_known_args(argv)
     from puffer.compare import main_compare
     main_compare(args.env, seeds=args.seeds, sb3=not args.no_sb3, overrides=parse_overrides(rest))
+
+
+def cmd_probe(argv):
+    from puffer.probe import POLICIES, PROBES, run_probes
+    parser = argparse.ArgumentParser(
+        prog="puffer probe", allow_abbrev=False,
+        description="Trains PPO on each probe env for a fixed budget and checks the known answer; "
+                    "a failure names the capability and what usually breaks it. Exits 1 on any failure.")
+    parser.add_argument("--policy", default="mlp", choices=POLICIES,
+                        help="the policy to probe with (lstm adds the memory probe)")
+    parser.add_argument("--only", nargs="+", metavar="PROBE", help=f"run only these: {', '.join(p.name for p in PROBES)}")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    results = run_probes(args.policy, args.only, args.seed)
+    if not all(r["passed"] for r in results):
+        sys.exit(1)
 
 
 def cmd_pretrain(argv):
