@@ -333,17 +333,20 @@ def cmd_compare(argv):
 
 
 def cmd_probe(argv):
-    from puffer.probe import POLICIES, PROBES, run_probes
+    from puffer.probe import ALGOS, POLICIES, PROBES, run_probes
     parser = argparse.ArgumentParser(
         prog="puffer probe", allow_abbrev=False,
-        description="Trains PPO on each probe env for a fixed budget and checks the known answer; "
+        description="Trains PPO (or the decision transformer) on each probe env for a fixed budget and "
+                    "checks the known answer; "
                     "a failure names the capability and what usually breaks it. Exits 1 on any failure.")
+    parser.add_argument("--algo", default="ppo", choices=ALGOS, help="the trainer to probe")
     parser.add_argument("--policy", default="mlp", choices=POLICIES,
-                        help="the policy to probe with (lstm adds the memory probe)")
-    parser.add_argument("--only", nargs="+", metavar="PROBE", help=f"run only these: {', '.join(p.name for p in PROBES)}")
+                        help="PPO's policy to probe with (lstm adds the memory probe)")
+    parser.add_argument("--only", nargs="+", metavar="PROBE",
+                        help=f"run only these: {', '.join(p.name for p in PROBES)}")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    results = run_probes(args.policy, args.only, args.seed)
+    results = run_probes(args.policy, args.only, args.seed, args.algo)
     if not all(r["passed"] for r in results):
         sys.exit(1)
 

@@ -11,8 +11,8 @@ from puffer.cli import main
 from puffer.config import load_config
 from puffer.models.decision_transformer import DecisionTransformer, StepCache
 from puffer.trainer.collect import collect, load_dataset, save_dataset
-from puffer.trainer.dt import (Trajectories, action_loss, evaluate, follow_env, load_model, online_targets,
-                               returns_to_go, run_episodes, train)
+from puffer.trainer.dt import (Trajectories, action_loss, episode_limit, evaluate, follow_env, load_model,
+                               online_targets, returns_to_go, run_episodes, train)
 
 torch.set_num_threads(1)
 
@@ -244,6 +244,14 @@ def test_light_button_learns_online(tmp_path):
     summary = train("light_button", config, tmp_path / "run", online=True, live=False)
     assert summary["evaluation"][0]["target"] == 8.0 and summary["evaluation"][0]["score"] == 1.0
     assert summary["episodes"] < 3000  # stopped on achieving the target
+
+
+def test_the_episode_limit_is_the_envs_own():
+    assert episode_limit("delayed_reward", {"delay": 3}) == 4
+    assert episode_limit("light_button", load_config("light_button", {"env.horizon": 8})["env"]) == 8
+    assert episode_limit("cartpole", {}) == 500
+    with pytest.raises(ValueError, match="gym:Acrobot-v1 declares no episode limit"):
+        episode_limit("gym:Acrobot-v1", {})
 
 
 def test_settings_left_to_the_env_follow_its_options():

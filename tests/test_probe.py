@@ -14,6 +14,15 @@ def test_ppo_passes_every_probe(probe):
     assert result["passed"], result["detail"]
 
 
+DT_PROBES = [p for p in PROBES if p.dt is not None]
+
+
+@pytest.mark.parametrize("probe", DT_PROBES, ids=[p.name for p in DT_PROBES])
+def test_the_decision_transformer_passes_its_probes(probe):
+    result = run_probe(probe, algo="dt")
+    assert result["passed"], result["detail"]
+
+
 def test_the_command_passes_and_prints_the_table(capsys):
     main(["probe", "--only", "acting", "credit"])
     out = capsys.readouterr().out
@@ -54,3 +63,9 @@ def test_bad_input():
         run_probes("gru")
     with pytest.raises(SystemExit):
         main(["probe", "--policy", "gru"])
+    with pytest.raises(ValueError, match="unknown algo 'sac'; choose from ppo, dt"):
+        run_probes(algo="sac")
+    with pytest.raises(ValueError, match="a policy is for --algo ppo"):
+        run_probes("lstm", algo="dt")
+    with pytest.raises(ValueError, match="none of value is a probe for --algo dt"):
+        run_probes(names=["value"], algo="dt")

@@ -92,10 +92,10 @@ def online_targets(best_return, count, increase, noise):
 
 def episode_limit(env_name, env_config):
     """The longest an episode of this env can be: the range of the timestep embedding."""
-    limit = getattr(puffer.env_class(env_name), "max_steps", None) or env_config.get("horizon")
-    if limit is None:
-        raise ValueError(f"{env_name} has no episode limit (max_steps or a horizon option) for the timestep embedding")
-    return int(limit)
+    cls = puffer.env_class(env_name)
+    if not hasattr(cls, "max_episode_steps"):
+        raise ValueError(f"{env_name} declares no episode limit (max_episode_steps) for the timestep embedding")
+    return int(cls.max_episode_steps(env_config))
 
 
 def follow_env(env_name, config):

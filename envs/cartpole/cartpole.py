@@ -15,7 +15,6 @@ class CartPole(PufferEnv):
     terminal when |x| > 2.4 or |theta| > 12 degrees, truncated after 500
     steps. Score: episode length / 500. See cartpole.h."""
 
-    max_steps = MAX_STEPS
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 50}  # tau = 0.02 s
 
     def __init__(self, num_envs=1, buffers=None):
@@ -30,6 +29,10 @@ class CartPole(PufferEnv):
     @classmethod
     def max_return(cls, options):
         return float(MAX_STEPS)
+
+    @classmethod
+    def max_episode_steps(cls, options):
+        return MAX_STEPS
 
     def render(self, mode):
         """Env 0 as Gymnasium draws CartPole (600x400 for "rgb_array"), or as

@@ -21,8 +21,11 @@ class LunarLander(PufferEnv):
     Score: 1 when the episode ended at rest (landed), else 0. See lunar_lander.h.
     """
 
-    max_steps = MAX_STEPS
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 50}
+
+    @classmethod
+    def max_episode_steps(cls, options):
+        return MAX_STEPS
 
     def __init__(self, num_envs=1, continuous=False, buffers=None):
         if not isinstance(continuous, (bool, np.bool_)):

@@ -21,3 +21,7 @@ class ConstantReward(PufferEnv):
     @classmethod
     def max_return(cls, options):
         return float(options["length"])
+
+    @classmethod
+    def max_episode_steps(cls, options):
+        return options["length"]

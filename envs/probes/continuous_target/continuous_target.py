@@ -22,3 +22,7 @@ class ContinuousTarget(PufferEnv):
     @classmethod
     def max_return(cls, options):
         return float(options["horizon"])
+
+    @classmethod
+    def max_episode_steps(cls, options):
+        return options["horizon"]

@@ -21,3 +21,7 @@ class DelayedReward(PufferEnv):
     @classmethod
     def max_return(cls, options):
         return 1.0
+
+    @classmethod
+    def max_episode_steps(cls, options):
+        return options["delay"] + 1

@@ -34,6 +34,10 @@ class LightButton(PufferEnv):
     def max_return(cls, options):
         return float(options["horizon"])
 
+    @classmethod
+    def max_episode_steps(cls, options):
+        return options["horizon"]
+
     def render(self, mode):
         """Env 0's buttons, the lit one yellow ("rgb_array", 64 pixels a
         button) or starred ("ansi"): what the observation shows."""
