@@ -24,8 +24,9 @@ from gymnasium import spaces
 
 import puffer
 
-# Env name -> reference implementation -> the id that implementation knows the
-# equivalent env by. `--compare X` is valid for an env only if X is listed here.
+# The reference implementations bench measures against. An env's ENVS record
+# holds the id each knows its equivalent by: `--compare X` is valid for an env
+# only if its record has X (pufferlib, below, steps every env).
 IMPLS = ("gymnasium", "envpool", "numpy", "pufferlib")
 # PufferLib's vector (pufferlib-core) can step every puffer env: it is the
 # same C env, here to measure what that vectorization costs or saves.

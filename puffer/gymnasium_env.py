@@ -19,6 +19,7 @@ from gymnasium.envs.registration import load_env_creator
 import puffer
 from puffer.vector import PufferEnv, check_action_values, resolve_seed, write_actions
 
+
 def gymnasium_id(name):
     """The Gymnasium id of puffer env `name`: "puffer/CartPole-v1", "puffer/LightButton-v0"."""
     record = puffer.ENVS[name]

@@ -19,7 +19,6 @@ from puffer.trainer.checkpoint import load_checkpoint, load_policy
 from puffer.trainer.episodes import FIELDS, play, policy_actor
 
 
-
 @torch.inference_mode()
 def collect(env_name, episodes, env_config, checkpoint=None, epsilons=None, num_envs=256, seed=0, device="cpu"):
     """`episodes` whole episodes as a dict of FIELDS arrays, laid end to end.

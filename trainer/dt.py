@@ -33,9 +33,9 @@ from puffer.config import as_namespace
 from puffer.models.decision_transformer import DecisionTransformer, StepCache
 from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from puffer.trainer.collect import collect, load_dataset
-from puffer.trainer.episodes import play
 from puffer.trainer.dashboard import Dashboard
 from puffer.trainer.device import seed_and_device
+from puffer.trainer.episodes import play
 
 
 def returns_to_go(rewards, episode_ends):
