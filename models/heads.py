@@ -1,8 +1,7 @@
 """Action heads: the distribution over a space's actions, from the
 parameters a policy computes, with the sampling, log probability and entropy
-PPO needs. Written out by hand rather than with
-torch.distributions, whose argument checks cost more than the math at the
-batch sizes of small envs."""
+PPO needs. Written out by hand rather than with torch.distributions, whose
+argument checks cost more than the math at the batch sizes of small envs."""
 import math
 
 import numpy as np

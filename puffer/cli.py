@@ -16,7 +16,7 @@ COMMANDS = {
     "list": "the environments with their observation and action spaces",
     "bench": "env-only steps per second, optionally against reference implementations",
     "new": "write a working skeleton env into this checkout (docs/writing-an-env.md)",
-    "probe": "the trainer's self-check: PPO on every probe env, a pass/fail table (exit 1 on a failure)",
+    "probe": "the trainer's self-check: PPO (or --algo dt) on the probe envs, a pass/fail table (exit 1 on a failure)",
     "compare": "time to solve over several seeds, puffer's PPO against Stable-Baselines3's",
     "pretrain": "next-character training of the GPT on the text corpus: puffer pretrain text",
     "sample": "generate text from a pretrained or fine-tuned GPT checkpoint",
@@ -265,10 +265,10 @@ def cmd_plot(argv):
                                      description="Learning curves of one or more runs (their metrics.jsonl).")
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     parser.add_argument("--out", help="the PNG to write (default: curves.png in the first RUN_DIR)")
-    parser.add_argument("--x", default="global_step", choices=("global_step", "wall_time"),
+    from puffer.plot import X_AXES, plot_runs
+    parser.add_argument("--x", default="global_step", choices=X_AXES,
                         help="draw against env steps (default) or wall-clock seconds")
     args = parser.parse_args(argv)
-    from puffer.plot import plot_runs
     print(f"wrote {plot_runs(args.run_dirs, args.out, args.x)}")
 
 

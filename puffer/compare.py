@@ -58,14 +58,11 @@ def puffer_actor(env_name, checkpoint):
     import numpy as np
     import torch
 
-    from puffer.models import make_policy
-    from puffer.trainer.checkpoint import load_checkpoint
+    from puffer.trainer.checkpoint import load_checkpoint, load_policy
     saved = load_checkpoint(checkpoint)
     env = puffer.make(env_name, num_envs=1, **saved["config"]["env"])
-    policy = make_policy(saved["config"]["policy"], env.single_observation_space, env.single_action_space)
+    policy = load_policy(saved, env)
     env.close()
-    policy.load_state_dict(saved["policy"])
-    policy.eval()
 
     @torch.inference_mode()
     def act(obs):

@@ -2,9 +2,9 @@
 decision transformer, online) for a fixed budget on a probe env whose right
 answer is known (envs/probes/), then checks the answer: the greedy policy's
 return (the decision transformer's at the largest return), or the critic's
-values where the probe tests the critic. A failure names the capability that broke and
-what usually breaks it; RL bugs give no error, only an agent that does not
-learn."""
+values where the probe tests the critic. A failure names the capability
+that broke and what usually breaks it; RL bugs give no error, only an agent
+that does not learn."""
 import contextlib
 import io
 import tempfile
@@ -37,10 +37,6 @@ class Probe:
     dt: dict = None  # overrides for the decision transformer's form of it (online); None: it has none
 
 
-def light_button_values(gamma):
-    return [1.0 / (1.0 - gamma)] * 4  # bootstrapped at the truncation, every step is worth the same
-
-
 PROBES = [
     Probe("acting", "acting on the observation", "light_button", {}, "return", 16.0,
           "the policy ignores what it sees, or the advantage has the wrong sign: check the sign of the "
@@ -58,7 +54,8 @@ PROBES = [
           "returns are discounted wrongly: gamma not applied to the next value, or applied twice",
           observations=[[1.0], [0.8], [0.6], [0.4], [0.2]]),
     Probe("truncation", "bootstrapping at truncation", "light_button",
-          {"train.gamma": 0.9, "train.total_steps": 200_000}, "values", light_button_values(0.9),
+          {"train.gamma": 0.9, "train.total_steps": 200_000}, "values",
+          [1.0 / (1.0 - 0.9)] * 4,  # bootstrapped at the truncation, every step is worth the same
           "the value is not bootstrapped at truncation: a cut-off episode was treated as ended "
           "(its last step needs gamma * V(final observation))",
           observations=np.eye(4).tolist()),
