@@ -1,4 +1,4 @@
-"""The `puffer` command: train, eval, list, bench."""
+"""The `puffer` command: train, eval, sweep, bench and the rest (COMMANDS)."""
 import argparse
 import os
 import sys
@@ -17,6 +17,7 @@ COMMANDS = {
     "bench": "env-only steps per second, optionally against reference implementations",
     "new": "write a working skeleton env into this checkout (docs/writing-an-env.md)",
     "probe": "the trainer's self-check: PPO (or --algo dt) on the probe envs, a pass/fail table (exit 1 on a failure)",
+    "sweep": "hyperparameter search with Optuna for score and time to target: puffer sweep ENV --trials N",
     "compare": "time to solve over several seeds, puffer's PPO against Stable-Baselines3's",
     "pretrain": "next-character training of the GPT on the text corpus: puffer pretrain text",
     "sample": "generate text from a pretrained or fine-tuned GPT checkpoint",
@@ -54,6 +55,8 @@ def cmd_train(argv):
     parser.add_argument("--device", help="train.device: cpu, cuda, cuda:N")
     parser.add_argument("--total-steps", type=int, help="train.total_steps")
     parser.add_argument("--logger", help="train.logger: none, tensorboard, wandb")
+    parser.add_argument("--config", metavar="FILE", help="a TOML file of config sections over ENV's own "
+                                                         "(one that puffer sweep --apply wrote, say)")
     parser.add_argument("--run-dir", help="where to write config, metrics and checkpoints "
                                           "(default runs/ENV-TIME)")
     parser.add_argument("--resume", metavar="PATH", help="continue from a checkpoint or run directory")
@@ -67,7 +70,8 @@ def cmd_train(argv):
     help_asked = "-h" in argv or "--help" in argv
     if args.env is None or help_asked:
         parser.print_help()
-        config = load_config(args.env) if args.env else {**read_toml("defaults"), "env": {}}
+        config = load_config(args.env, config_file=args.config) if args.env else {
+            **{section: values for section, values in read_toml("defaults").items() if section != "sweep"}, "env": {}}
         print(f"\nconfig keys{' of ' + args.env if args.env else ' (defaults; name an ENV for its own)'}:")
         for section, values in config.items():
             for key, value in values.items():
@@ -83,6 +87,8 @@ def cmd_train(argv):
     if args.data or args.online:
         raise ValueError("--data and --online are for --algo dt")
     resume = None
+    if args.resume and args.config:
+        raise ValueError("--resume goes on with the checkpoint's config; --config is for a new run")
     if args.resume:
         from puffer.trainer.checkpoint import load_checkpoint
         resume = Path(args.resume)
@@ -92,7 +98,7 @@ def cmd_train(argv):
             set_key(config, dotted, value, "the command line")
         run_dir = Path(args.run_dir) if args.run_dir else (resume if resume.is_dir() else resume.parent)
     else:
-        config = load_config(args.env, overrides)
+        config = load_config(args.env, overrides, args.config)
         run_dir = Path(args.run_dir or f"runs/{args.env}-{time.strftime('%Y%m%d-%H%M%S')}")
     from puffer.trainer.ppo import train
     if args.init and config["policy"]["type"] == "gpt":
@@ -123,7 +129,7 @@ def print_summary(summary):
 def train_dt(args, overrides):
     if args.resume or args.init:
         raise ValueError("--algo dt takes neither --resume nor --init")
-    config = load_config(args.env, overrides)
+    config = load_config(args.env, overrides, args.config)
     run_dir = Path(args.run_dir or f"runs/{args.env}-dt-{time.strftime('%Y%m%d-%H%M%S')}")
     from puffer.trainer.dt import train
     summary = train(args.env, config, run_dir, data=args.data, online=args.online)
@@ -327,9 +333,58 @@ def cmd_compare(argv):
     env_name_arg(parser)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--no-sb3", action="store_true", help="run puffer only")
+    parser.add_argument("--config", action="append", metavar="FILE",
+                        help="puffer with this config file over ENV's own (see puffer train --config); "
+                             "repeated, each file in turn, interleaved seed by seed")
     args, rest = parser.parse_known_args(argv)
     from puffer.compare import main_compare
-    main_compare(args.env, seeds=args.seeds, sb3=not args.no_sb3, overrides=parse_overrides(rest))
+    main_compare(args.env, seeds=args.seeds, sb3=not args.no_sb3, overrides=parse_overrides(rest),
+                 config_files=args.config)
+
+
+def cmd_sweep(argv):
+    parser = argparse.ArgumentParser(
+        prog="puffer sweep", allow_abbrev=False,
+        description="Optuna over the [sweep.space] of ENV's config for two objectives, the score at a trial's end "
+                    "and the seconds to reach a target ([sweep] keys, set as --sweep.KEY VALUE); any other "
+                    "--section.key value stays fixed in every trial. Rerun the same command to continue a sweep.")
+    parser.add_argument("env", nargs="?", help=f"one of: {', '.join(puffer.ENVS)}")
+    parser.add_argument("--trials", type=int, help="run until the study holds this many trials")
+    parser.add_argument("--budget-s", type=float, help="start no trial after this many seconds")
+    parser.add_argument("--storage", help="an Optuna storage URL (default sqlite:///runs/sweep-ENV.db)")
+    parser.add_argument("--study", help="the study's name (default: ENV; with --show/--apply, the only one there)")
+    parser.add_argument("--jobs", type=int, help="trials at a time, each in its own process (default: one a core)")
+    parser.add_argument("--config", metavar="FILE", help="a config file over ENV's own: its keys stay fixed, "
+                                                         "its [sweep] and [sweep.space] replace ENV's")
+    parser.add_argument("--show", metavar="STUDY", help="print the Pareto front of STUDY (a .db file or URL) "
+                                                        "and plot it")
+    parser.add_argument("--apply", metavar="STUDY", help="write a trial's values of STUDY as a config file "
+                                                         "for puffer train ENV --config FILE")
+    parser.add_argument("--trial", type=int, help="--apply: this trial (default: the fastest to the target "
+                                                  "on the Pareto front)")
+    parser.add_argument("--out", help="--show: the PNG (default: beside the .db); --apply: the config file "
+                                      "(default runs/sweep-ENV-trialN.toml)")
+    args, rest = parser.parse_known_args(argv)
+    from puffer import sweep
+    if args.show or args.apply:
+        if args.env or args.trials or rest or (args.show and args.apply):
+            raise ValueError("--show STUDY and --apply STUDY take no ENV, --trials or --section.key options, "
+                             "and not each other")
+        if args.show:
+            sweep.show(args.show, args.study, args.out)
+        else:
+            sweep.apply(args.apply, args.trial, args.out, args.study)
+        return
+    if args.env is None or args.trials is None:
+        parser.error("name an ENV and --trials N (or use --show STUDY / --apply STUDY)")
+    if args.trial is not None or args.out:
+        raise ValueError("--trial and --out are for --show and --apply")
+    try:
+        sweep.sweep(args.env, args.trials, args.storage, args.study, args.jobs, args.budget_s,
+                    parse_overrides(rest), args.config)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sweep.show(args.storage or f"sqlite:///runs/sweep-{args.env}.db", args.study or args.env)
 
 
 def cmd_probe(argv):

@@ -41,9 +41,9 @@ def first_solved(metrics_path, threshold):
     return None
 
 
-def run_puffer(env_name, seed, threshold, overrides):
+def run_puffer(env_name, seed, threshold, overrides, config_file=None):
     from puffer.trainer.ppo import train
-    config = load_config(env_name, {**overrides, "train.seed": seed, "train.log_interval": 1e9})
+    config = load_config(env_name, {**overrides, "train.seed": seed, "train.log_interval": 1e9}, config_file)
     with tempfile.TemporaryDirectory() as run_dir:
         summary = train(env_name, config, run_dir, live=False)
         solved = first_solved(Path(run_dir) / "metrics.jsonl", threshold)
@@ -135,21 +135,26 @@ def summarize(name, runs):
             "sps": statistics.median(r["sps"] for r in runs)}
 
 
-def main_compare(env_name, seeds=10, sb3=True, overrides=None, transfer_episodes=100, print_fn=print):
+def main_compare(env_name, seeds=10, sb3=True, overrides=None, transfer_episodes=100, config_files=None,
+                 print_fn=print):
+    """The table of puffer (with each of `config_files` over the env's config,
+    interleaved seed by seed, or the env's config alone) and SB3."""
     solvable = [name for name, record in puffer.ENVS.items() if "solved_at" in record]
     if env_name not in solvable:
         raise ValueError(f"compare knows {', '.join(solvable)} (the envs whose record in puffer.ENVS has a "
                          f"solved_at), not {env_name!r}")
     threshold = puffer.ENVS[env_name]["solved_at"]
     overrides = overrides or {}
-    rows = []
-    puffer_runs = []
+    variants = {f"puffer {Path(f).stem}": f for f in config_files} if config_files else {"puffer": None}
+    runs = {name: [] for name in variants}
     for seed in range(seeds):
-        puffer_runs.append(run_puffer(env_name, seed, threshold, overrides))
-        r = puffer_runs[-1]
-        print_fn(f"puffer seed {seed}: " + (f"solved in {r['time']:.2f} s, {r['steps']:,} steps"
-                                            if r["solved"] else "not solved") + f", {r['sps']:,.0f} SPS")
-    rows.append(summarize("puffer", puffer_runs))
+        for name, config_file in variants.items():
+            runs[name].append(run_puffer(env_name, seed, threshold, overrides, config_file))
+            r = runs[name][-1]
+            print_fn(f"{name} seed {seed}: " + (f"solved in {r['time']:.2f} s, {r['steps']:,} steps"
+                                                if r["solved"] else "not solved") + f", {r['sps']:,.0f} SPS")
+    rows = [summarize(name, variant_runs) for name, variant_runs in runs.items()]
+    puffer_runs = runs[next(iter(runs))]
     if sb3:
         try:
             import stable_baselines3  # noqa: F401
@@ -170,7 +175,8 @@ def main_compare(env_name, seeds=10, sb3=True, overrides=None, transfer_episodes
                          f"{moved['puffer_in_gymnasium']:.1f}; SB3's (trained there) in puffer's {env_name}: "
                          f"{moved['sb3_in_puffer']:.1f}")
     print_fn(f"\n{env_name}: time until the mean return of the last 100 episodes reaches {threshold:g}")
-    print_fn(f"{'impl':8} {'solved':>7} {'median s':>9} {'min s':>7} {'max s':>7} {'median steps':>13} "
+    width = max(8, *(len(row["impl"]) for row in rows))
+    print_fn(f"{'impl':{width}} {'solved':>7} {'median s':>9} {'min s':>7} {'max s':>7} {'median steps':>13} "
              f"{'SPS':>10} {'time ratio':>11}")
     base = rows[0]["median_time"]
     for row in rows:
@@ -178,7 +184,7 @@ def main_compare(env_name, seeds=10, sb3=True, overrides=None, transfer_episodes
 
         def fmt(value, spec):
             return format(value, spec) if value is not None else "n/a"
-        print_fn(f"{row['impl']:8} {row['solved']:>7} {fmt(row['median_time'], '9.2f')} "
+        print_fn(f"{row['impl']:{width}} {row['solved']:>7} {fmt(row['median_time'], '9.2f')} "
                  f"{fmt(row['min_time'], '7.2f')} {fmt(row['max_time'], '7.2f')} "
-                 f"{fmt(row['median_steps'], '13,.0f')} {row['sps']:>10,.0f} {fmt(ratio, '10.1f') + 'x':>11}")
+                 f"{fmt(row['median_steps'], '13,.0f')} {row['sps']:>10,.0f} {fmt(ratio, '10.2f') + 'x':>11}")
     return rows

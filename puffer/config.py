@@ -1,5 +1,7 @@
 """Configs: configs/defaults.toml, overridden by configs/<env>.toml, overridden
-by the command line (`--section.key value`). Every key must already exist in
+by a --config FILE (one that `puffer sweep --apply` wrote, say), overridden by
+the command line (`--section.key value`). The [sweep] section is the sweep's
+own (puffer.sweep), not part of a training config. Every key must already exist in
 the defaults (or, for [env], be one of the env's options) and keep its type, so
 a typo or a wrong type is an error that names the valid keys, and a number
 out of its key's range (`RANGES`) or NaN is an error that names the range."""
@@ -26,10 +28,15 @@ RANGES = {
     "train.checkpoint_interval": (1, None), "train.log_interval": (0.0, None),
     "policy.hidden_size": (1, None), "policy.num_layers": (1, None), "policy.num_heads": (1, None),
     "dt.return_scale": (0.0, None),
+    "sweep.trial_seconds": (0.0, None), "sweep.prune_after": (0.0, 1.0), "sweep.startup_trials": (0, None),
+    "sweep.seeds": (1, None),
+    "sweep.seed": (0, 2**32 - 1),
 }
 # The form of string keys that are not checked where they are used.
 FORMATS = {"train.device": (r"cpu|cuda(:\d+)?|mps", "cpu, cuda, cuda:N or mps"),
-           "train.logger": (r"none|tensorboard|wandb", "none, tensorboard or wandb")}
+           "train.logger": (r"none|tensorboard|wandb", "none, tensorboard or wandb"),
+           "sweep.metric": (r"mean_return_100|episode_return|episode_length|score",
+                            "mean_return_100, episode_return, episode_length or score")}
 
 
 def read_toml(name):
@@ -41,23 +48,48 @@ def read_toml(name):
         return tomllib.load(f)
 
 
-def load_config(env_name, overrides=None):
-    """The resolved config of `env_name`: a dict of sections, each a dict.
-    `overrides` maps "section.key" to a value (a string from the command line
-    is parsed as a TOML value)."""
-    config = read_toml("defaults")
-    config["env"] = puffer.env_options(env_name)
+def read_config_file(path):
+    """A --config FILE as a dict."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as error:
+        raise FileNotFoundError(f"cannot read config file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def config_files(env_name, config_file=None):
+    """(source, values) of each file over the defaults, in order: the env's
+    own, then `config_file`."""
     env_source = f"configs/{env_name}.toml"
     env_values = read_toml(env_name)
     if env_name.startswith(puffer.GYM_PREFIX):
-        # A Python env steps far slower than a C one: spread it over worker
-        # processes, and train it as its C twin (if it has one) is trained.
-        config["vec"]["backend"] = "multiprocessing"
+        # A Python env is trained as its C twin (if it has one) is trained.
         twin = gymnasium_env.twin_of(env_name)
         env_source = f"configs/{twin}.toml" if twin else "no file"
         env_values = {section: values for section, values in read_toml(twin).items()
                       if section != "env"} if twin else {}
-    for source, values in ((env_source, env_values), ("the command line", overrides or {})):
+    files = [(env_source, env_values)]
+    if config_file is not None:
+        files.append((str(config_file), read_config_file(config_file)))
+    return files
+
+
+def load_config(env_name, overrides=None, config_file=None):
+    """The resolved training config of `env_name`: a dict of sections, each a
+    dict. `overrides` maps "section.key" to a value (a string from the command
+    line is parsed as a TOML value); `config_file` is a TOML file of sections
+    layered between the env's file and `overrides`."""
+    config = read_toml("defaults")
+    del config["sweep"]
+    config["env"] = puffer.env_options(env_name)
+    if env_name.startswith(puffer.GYM_PREFIX):
+        # A Python env steps far slower than a C one: spread it over worker processes.
+        config["vec"]["backend"] = "multiprocessing"
+    files = [(source, {k: v for k, v in values.items() if k != "sweep"})
+             for source, values in config_files(env_name, config_file)]
+    for source, values in files + [("the command line", overrides or {})]:
         for dotted, value in flatten(values).items():
             set_key(config, dotted, value, source)
     return config

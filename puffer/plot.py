@@ -1,8 +1,9 @@
 """`puffer plot RUN_DIR ...`: the learning curves of runs, read from their
 metrics.jsonl, as one PNG of panels against the global step or, with
 `--x wall_time`, against wall-clock time: by steps, a trainer 10x slower per
-step than another can look as good."""
+step than another can look as good. Also the Pareto front of `puffer sweep`."""
 import json
+import math
 from pathlib import Path
 
 # Panel title -> the metrics it draws (a panel no run has data for is left out).
@@ -44,16 +45,21 @@ def curves(records, x="global_step"):
     return panels
 
 
+def figure_class():
+    """matplotlib's Figure, or an ImportError that says how to install it."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("plots need matplotlib: pip install matplotlib (or pip install 'puffer[plot]')") from None
+    return Figure
+
+
 def plot_runs(run_dirs, out=None, x="global_step"):
     """Draws the curves of `run_dirs` (one color per run) against metric `x`
     (X_AXES) into the PNG `out` (default: curves.png in the first run
     directory); returns its path."""
-    try:
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import EngFormatter
-    except ImportError:
-        raise ImportError("puffer plot needs matplotlib: pip install matplotlib "
-                          "(or pip install 'puffer[plot]')") from None
+    Figure = figure_class()
+    from matplotlib.ticker import EngFormatter
     runs = {Path(run_dir).name: curves(read_metrics(run_dir), x) for run_dir in run_dirs}
     titles = [title for title in PANELS if any(title in panels for panels in runs.values())]
     if not titles:
@@ -77,5 +83,30 @@ def plot_runs(run_dirs, out=None, x="global_step"):
     for ax in axes[len(titles):]:  # the unused cells of the last row
         ax.set_visible(False)
     out = Path(out) if out else Path(run_dirs[0]) / "curves.png"
+    figure.savefig(out)
+    return out
+
+
+def plot_front(trials, front, out, title, score_label, time_label):
+    """A sweep's completed trials as points of time to target against score,
+    its Pareto front joined and numbered, into the PNG `out`. Trials that
+    never reached the target stand at the right edge."""
+    figure = figure_class()(figsize=(7, 5), dpi=100, layout="constrained")
+    ax = figure.subplots()
+    finite = [t.values[1] for t in trials if math.isfinite(t.values[1])]
+    never = 1.1 * max(finite) if finite else 1.0
+
+    def point(t):
+        return (t.values[1] if math.isfinite(t.values[1]) else never), t.values[0]
+    ax.scatter(*zip(*map(point, trials)), color="0.6", label="trials")
+    front_points = [point(t) for t in front]
+    ax.step(*zip(*front_points), "o-", where="post", color="C3", label="Pareto front")
+    for t, (x, y) in zip(front, front_points):
+        ax.annotate(str(t.number), (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    if len(finite) < len(trials):
+        ax.axvline(never, color="0.8", linestyle=":", label="target not reached")
+    ax.set(title=title, xlabel=time_label, ylabel=score_label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
     figure.savefig(out)
     return out

@@ -73,7 +73,7 @@ PROBES = [
           "minibatches do not start from the rollout's start state", needs_memory=True),
     Probe("exploration", "light_button hard: exploring past an early habit", "light_button",
           {"env.hard": True, "env.show_step": True, "env.horizon": 4, "train.ent_coef": 0.2,
-           "train.norm_adv": False, "train.total_steps": 300_000}, "return", 4.0,
+           "train.norm_adv": False, "train.total_steps": 500_000}, "return", 4.0,
           "the policy stops exploring before it finds the later steps' buttons: check the entropy "
           "bonus (its sign, ent_coef; the decision transformer's online_entropy_coef)",
           dt={"env.hard": True, "env.show_step": True, "env.horizon": 4, "dt.context": 4,

@@ -71,13 +71,15 @@ class Progress:
     wall_time: float = 0.0
 
 
-def train(env_name, config, run_dir, resume=None, init=None, live=None):
+def train(env_name, config, run_dir, resume=None, init=None, live=None, on_update=None):
     """Trains a policy on `env_name` with `config` (see puffer.config), writing
     config.json, metrics.jsonl and checkpoint.pt into `run_dir`. `resume`: a
     checkpoint (or run directory) to continue from. `init`: weights to start
     from (a pretrained language model or a PPO checkpoint); with
     train.kl_coef > 0 a frozen copy of them anchors the policy by a KL
     penalty in the reward, as in RL fine-tuning of language models.
+    `on_update`, if given, is called with each update's metrics; when it
+    returns True, training ends there (puffer sweep's time limit and pruning).
     Returns a summary dict.
 
     Started by torchrun (`torchrun --nproc_per_node N -m puffer train ENV`),
@@ -128,6 +130,8 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None):
                             save=lambda: save(run_dir, policy, reference, optimizer, env_name, config, progress),
                             checkpoint_now=progress.update % args.checkpoint_interval == 0,
                             divergence=lambda: distributed.divergence(policy))
+            if on_update is not None and on_update(recorder.metrics):
+                break
         finished = True
     except KeyboardInterrupt:
         recorder.interrupted()
