@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import puffer
-from puffer.config import load_config, read_toml, set_key
+from puffer.config import load_config, read_toml, set_key, training_sections
 
 COMMANDS = {
     "train": "train a policy with PPO: puffer train ENV [--section.key value ...]",
@@ -71,7 +71,7 @@ def cmd_train(argv):
     if args.env is None or help_asked:
         parser.print_help()
         config = load_config(args.env, config_file=args.config) if args.env else {
-            **{section: values for section, values in read_toml("defaults").items() if section != "sweep"}, "env": {}}
+            **training_sections(read_toml("defaults")), "env": {}}
         print(f"\nconfig keys{' of ' + args.env if args.env else ' (defaults; name an ENV for its own)'}:")
         for section, values in config.items():
             for key, value in values.items():
@@ -384,7 +384,7 @@ def cmd_sweep(argv):
                     parse_overrides(rest), args.config)
     except KeyboardInterrupt:
         sys.exit(130)
-    sweep.show(args.storage or f"sqlite:///runs/sweep-{args.env}.db", args.study or args.env)
+    sweep.show(args.storage or sweep.default_storage(args.env), args.study or args.env)
 
 
 def cmd_probe(argv):

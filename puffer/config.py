@@ -48,6 +48,11 @@ def read_toml(name):
         return tomllib.load(f)
 
 
+def training_sections(values):
+    """A config's sections less [sweep], which is the sweep's own."""
+    return {section: v for section, v in values.items() if section != "sweep"}
+
+
 def read_config_file(path):
     """A --config FILE as a dict."""
     try:
@@ -81,14 +86,12 @@ def load_config(env_name, overrides=None, config_file=None):
     dict. `overrides` maps "section.key" to a value (a string from the command
     line is parsed as a TOML value); `config_file` is a TOML file of sections
     layered between the env's file and `overrides`."""
-    config = read_toml("defaults")
-    del config["sweep"]
+    config = training_sections(read_toml("defaults"))
     config["env"] = puffer.env_options(env_name)
     if env_name.startswith(puffer.GYM_PREFIX):
         # A Python env steps far slower than a C one: spread it over worker processes.
         config["vec"]["backend"] = "multiprocessing"
-    files = [(source, {k: v for k, v in values.items() if k != "sweep"})
-             for source, values in config_files(env_name, config_file)]
+    files = [(source, training_sections(values)) for source, values in config_files(env_name, config_file)]
     for source, values in files + [("the command line", overrides or {})]:
         for dotted, value in flatten(values).items():
             set_key(config, dotted, value, source)

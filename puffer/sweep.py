@@ -22,6 +22,7 @@ the Pareto front: no trial on it is beaten on both.
   own value, where it lies in the space), so the front shows the gain.
 """
 import contextlib
+import copy
 import fcntl
 import io
 import json
@@ -34,7 +35,8 @@ import time
 from pathlib import Path
 
 import puffer
-from puffer.config import config_files, flatten, load_config, read_config_file, read_toml, set_key
+from puffer.config import (config_files, flatten, load_config, read_config_file, read_toml, set_key,
+                           training_sections)
 
 KINDS = ("log", "linear", "int", "choice")
 # The study's attributes that its trials must share: a rerun with others would
@@ -75,6 +77,7 @@ def check_space(space, source, base_config):
     if not isinstance(space, dict) or not space:
         raise ValueError(f"[sweep.space] in {source} must name at least one key, as "
                          '"train.learning_rate" = {log = [1e-4, 1e-2]}')
+    trial_config = copy.deepcopy(base_config)  # set_key checks each value by setting it
     for dotted, spec in space.items():
         where = f"sweep space key {dotted!r} in {source}"
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
@@ -83,7 +86,6 @@ def check_space(space, source, base_config):
         (kind, values), = spec.items()
         section, _, key = dotted.partition(".")
         default = base_config.get(section, {}).get(key)
-        trial_config = json.loads(json.dumps(base_config))
         if not isinstance(values, list) or not values:
             raise ValueError(f"{where}: {kind} takes a list of values, got {values!r}")
         if kind != "choice":
@@ -126,6 +128,10 @@ def suggest(trial, space):
         else:
             params[dotted] = trial.suggest_float(dotted, *values, log=kind == "log")
     return params
+
+
+def default_storage(env_name):
+    return f"sqlite:///runs/sweep-{env_name}.db"
 
 
 def sqlite_path(storage):
@@ -213,14 +219,14 @@ def sweep(env_name, trials, storage=None, study_name=None, jobs=None, budget_s=N
     settings, space, space_source = load_sweep(env_name, sweep_overrides, config_file)
     check_space(space, space_source, base_config)
     file_values = read_config_file(config_file) if config_file else {}
-    given = {**flatten({s: v for s, v in file_values.items() if s != "sweep"}), **train_overrides}
+    given = {**flatten(training_sections(file_values)), **train_overrides}
     fixed = {dotted: base_config[dotted.partition(".")[0]][dotted.partition(".")[2]] for dotted in given}
     if trials < 1:
         raise ValueError(f"--trials must be at least 1, got {trials}")
     jobs = jobs or os.cpu_count()
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
-    storage = storage or f"sqlite:///runs/sweep-{env_name}.db"
+    storage = storage or default_storage(env_name)
     study_name = study_name or env_name
     path = sqlite_path(storage)
     if path:
