@@ -152,12 +152,20 @@ def open_storage(url, create):
     path = sqlite_path(url)
     if not create and path is not None and not path.is_file():
         raise FileNotFoundError(f"no study database at {path}")
-    try:
-        # Parallel workers write to one file: wait for SQLite's lock rather than fail on it.
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if path else None,
-                                          skip_table_creation=not create)
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
-        raise ValueError(f"{url} is not a readable Optuna study database: {error}") from None
+    for attempt in range(3):
+        try:
+            # Parallel workers write to one file: wait for SQLite's lock rather than fail on it.
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if path else None,
+                                              skip_table_creation=not create)
+        except sqlalchemy.exc.IntegrityError as error:
+            # Every opener stamps a new file's schema version; two at once (a sweep
+            # starting, a --show) collide on it, and a second try finds it stamped.
+            last_error = error
+            time.sleep(0.1)
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+            last_error = error
+            break
+    raise ValueError(f"{url} is not a readable Optuna study database: {last_error}") from None
 
 
 def load_study(url, study_name=None, sampler=None):

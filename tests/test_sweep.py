@@ -115,6 +115,24 @@ def test_a_killed_sweep_leaves_a_readable_study_that_the_same_command_continues(
     assert any("left running by a stopped sweep" in line for line in lines)
 
 
+def test_opening_a_new_study_file_survives_another_process_stamping_it_at_once(tmp_path, monkeypatch):
+    # A --show started while a sweep creates its file: both stamp the schema
+    # version, and the one that loses the race gets an IntegrityError.
+    import sqlalchemy.exc
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    real, calls = optuna.storages.RDBStorage, []
+
+    def collides_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            real(*args, **kwargs)  # the other process's stamp
+            raise sqlalchemy.exc.IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", collides_once)
+    assert isinstance(sweep.open_storage(url, create=True), real) and len(calls) == 2
+
+
 def test_a_study_is_run_by_one_sweep_at_a_time(tmp_path):
     db = tmp_path / "study.db"
     lock = sweep.StudyLock(db)
