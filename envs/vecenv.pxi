@@ -2,7 +2,7 @@
 # buffers to an array of C env structs and steps them all in one C loop
 # without the GIL. See puffer.pxi for what the including binding declares.
 from libc.stdlib cimport calloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 cdef extern from "puffer.h":
     long first_invalid_action(Act* actions, long count, int num_actions)
@@ -16,7 +16,16 @@ cdef class VecEnv:
     cdef float[::1] rewards
     cdef unsigned char[::1] terminals
     cdef unsigned char[::1] truncations
+    cdef Obs[:, ::1] observations
+    cdef Obs[:, ::1] final_observations
     cdef object buffers  # keeps the arrays alive while C holds pointers into them
+    # Autoreset NEXT_STEP: the step that ends an episode shows its last
+    # observation and the reset's is kept here, to be shown by the next step,
+    # which steps nothing. The C envs reset inside the ending step either way,
+    # so a seed plays the same episodes in both modes.
+    cdef readonly bint next_step
+    cdef Obs* reset_observations
+    cdef unsigned char* resetting
 
     def __cinit__(self, Obs[:, ::1] observations, Act[:, ::1] actions, float[::1] rewards,
                   unsigned char[::1] terminals, unsigned char[::1] truncations,
@@ -40,6 +49,8 @@ cdef class VecEnv:
         self.rewards = rewards
         self.terminals = terminals
         self.truncations = truncations
+        self.observations = observations
+        self.final_observations = final_observations
         self.buffers = (observations, final_observations)
         cdef Env* env
         for i in range(n):
@@ -57,6 +68,18 @@ cdef class VecEnv:
             for i in range(self.num_envs):
                 c_close(&self.envs[i])
             free(self.envs)
+        free(self.reset_observations)
+        free(self.resetting)
+
+    def autoreset_next_step(self):
+        """Switches to autoreset mode NEXT_STEP (see `next_step`)."""
+        if self.next_step:
+            return
+        self.reset_observations = <Obs*>calloc(self.observations.shape[0] * self.observations.shape[1], sizeof(Obs))
+        self.resetting = <unsigned char*>calloc(self.num_envs, 1)
+        if self.reset_observations == NULL or self.resetting == NULL:
+            raise MemoryError(f"cannot allocate the reset observations of {self.num_envs} envs")
+        self.next_step = True
 
     def reset(self, uint64_t seed, uint64_t index_offset=0):
         """Seeds env i from (seed, index_offset + i) and resets it."""
@@ -67,8 +90,16 @@ cdef class VecEnv:
             self.rewards[i] = 0
             self.terminals[i] = 0
             self.truncations[i] = 0
+        if self.next_step:
+            memset(self.resetting, 0, self.num_envs)
 
     def step(self):
+        self.check_actions()
+        self.step_envs()
+
+    cpdef check_actions(self):
+        """A ValueError naming the first action out of range (a binding whose
+        actions are not `Act` overrides it)."""
         cdef long count = self.actions.shape[0] * self.actions.shape[1]
         cdef long bad = first_invalid_action(&self.actions[0, 0], count, self.num_actions)
         if bad >= 0:
@@ -78,10 +109,30 @@ cdef class VecEnv:
                 raise ValueError(f"actions[{row}] = {value} is out of range: "
                                  f"expected an integer in [0, {self.num_actions})")
             raise ValueError(f"actions[{row}, {col}] = {value} is not a finite number")
+
+    cdef void step_envs(self) noexcept:
         cdef int i
+        cdef Py_ssize_t width = self.observations.shape[1]
+        cdef size_t row = width * sizeof(Obs)
+        if not self.next_step:
+            with nogil:
+                for i in range(self.num_envs):
+                    c_step(&self.envs[i])
+            return
         with nogil:
             for i in range(self.num_envs):
+                if self.resetting[i]:  # the reset that the last step did, shown now
+                    memcpy(&self.observations[i, 0], self.reset_observations + i * width, row)
+                    self.rewards[i] = 0
+                    self.terminals[i] = 0
+                    self.truncations[i] = 0
+                    self.resetting[i] = 0
+                    continue
                 c_step(&self.envs[i])
+                if self.terminals[i] | self.truncations[i]:
+                    memcpy(self.reset_observations + i * width, &self.observations[i, 0], row)
+                    memcpy(&self.observations[i, 0], &self.final_observations[i, 0], row)
+                    self.resetting[i] = 1
 
     def log(self):
         """Sums the episode logs of all envs, clears them, and returns the means

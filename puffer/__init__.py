@@ -58,13 +58,19 @@ def env_options(name):
     return {key: p.default for key, p in params.items() if key not in ("self", "num_envs", "buffers")}
 
 
-def make(name, num_envs=1, backend="serial", num_workers=None, batch_size=None, timeout=None, **env_kwargs):
+def make(name, num_envs=1, backend="serial", num_workers=None, batch_size=None, timeout=None,
+         autoreset_mode="SameStep", **env_kwargs):
     """`num_envs` copies of env `name`, stepped in-process in one C loop
     (backend "serial") or split over `num_workers` processes ("multiprocessing";
     with `batch_size` < `num_envs`, stepped a batch at a time, asynchronously:
     see `puffer.vector.Multiprocessing`; a worker silent for `timeout` seconds
     is an error). `name` "gym:ID" makes Gymnasium env
-    ID, with `env_kwargs` its options: stepped in Python, give it processes."""
+    ID, with `env_kwargs` its options: stepped in Python, give it processes.
+    `autoreset_mode`: "SameStep" (AutoresetMode.SAME_STEP, what the trainers
+    take) or "NextStep" (Gymnasium's default, what its vector wrappers take);
+    see `puffer.vector.PufferEnv`."""
+    from puffer.vector import check_autoreset_mode
+    autoreset_mode = check_autoreset_mode(autoreset_mode)
     cls = env_class(name)
     unknown = set(env_kwargs) - set(env_options(name))
     if unknown:
@@ -75,11 +81,13 @@ def make(name, num_envs=1, backend="serial", num_workers=None, batch_size=None, 
     if backend == "serial":
         if num_workers is not None or batch_size is not None or timeout is not None:
             raise ValueError("num_workers, batch_size and timeout are only for backend='multiprocessing'")
-        return cls(num_envs=num_envs, **env_kwargs)
+        env = cls(num_envs=num_envs, **env_kwargs)
+        env.set_autoreset_mode(autoreset_mode)
+        return env
     if backend == "multiprocessing":
         from puffer.vector import Multiprocessing
         return Multiprocessing(cls, num_envs=num_envs, num_workers=num_workers, batch_size=batch_size,
-                               timeout=timeout, env_kwargs=env_kwargs)
+                               timeout=timeout, env_kwargs=env_kwargs, autoreset_mode=autoreset_mode)
     raise ValueError(f"unknown backend {backend!r}; choose 'serial' or 'multiprocessing'")
 
 

@@ -13,7 +13,7 @@ COMMANDS = {
     "eval": "run a checkpoint's policy and print mean return, length and score",
     "plot": "learning curves (return, score, losses, SPS) of runs to a PNG: puffer plot RUN_DIR ...",
     "collect": "write a dataset of episodes of a PPO checkpoint or a random policy (for --algo dt)",
-    "list": "the environments with their observation and action spaces",
+    "list": "the environments with their Gymnasium ids, spaces and autoreset mode",
     "bench": "env-only steps per second, optionally against reference implementations",
     "new": "write a working skeleton env into this checkout (docs/writing-an-env.md)",
     "probe": "the trainer's self-check: PPO (or --algo dt) on the probe envs, a pass/fail table (exit 1 on a failure)",
@@ -280,11 +280,15 @@ def cmd_plot(argv):
 
 def cmd_list(argv):
     argparse.ArgumentParser(prog="puffer list").parse_args(argv)
-    print(f"{'env':20} {'observation space':40} action space")
+    from puffer.gymnasium_env import gymnasium_id
+    print(f"{'env':18} {'Gymnasium id':27} {'observation space':40} {'action space':28} autoreset")
     for name in puffer.ENVS:
         env = puffer.make(name)
-        print(f"{name:20} {str(env.single_observation_space):40} {env.single_action_space}")
+        print(f"{name:18} {gymnasium_id(name):27} {str(env.single_observation_space):40} "
+              f"{str(env.single_action_space):28} {env.metadata['autoreset_mode'].value}")
         env.close()
+    print("\nautoreset: SameStep here (puffer.make, what the trainers take); NextStep, Gymnasium's default, "
+          "from gymnasium.make_vec(ID) or puffer.make(..., autoreset_mode=\"NextStep\")")
 
 
 def cmd_bench(argv):

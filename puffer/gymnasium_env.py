@@ -1,9 +1,9 @@
 """Gymnasium in both directions.
 
-- Every puffer env is registered with Gymnasium as one single env,
-  "puffer/<Class>-v<N>" (`gymnasium_id`): `import puffer` then
-  `gymnasium.make("puffer/CartPole-v1")`, or without the import
-  `gymnasium.make("puffer:puffer/CartPole-v1")`.
+- Every puffer env is registered with Gymnasium, "puffer/<Class>-v<N>"
+  (`gymnasium_id`): `import puffer` then `gymnasium.make("puffer/CartPole-v1")`
+  (one env), `gymnasium.make_vec("puffer/CartPole-v1", num_envs=N)` (N in one
+  C loop), or without the import `gymnasium.make("puffer:puffer/CartPole-v1")`.
 - `GymnasiumVecEnv` hosts N envs of any Gymnasium id behind the buffers of a
   `PufferEnv`, so that the multiprocessing backend and the trainer step them
   like a C env: `puffer.make("gym:LunarLander-v3")`, `puffer train gym:LunarLander-v3`.
@@ -15,9 +15,11 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.registration import load_env_creator
+from gymnasium.vector import AutoresetMode
 
 import puffer
-from puffer.vector import PufferEnv, check_action_values, resolve_seed, write_actions
+from puffer.vector import (PufferEnv, check_action_values, check_env_id, reset_infos, resolve_seed,
+                           write_actions)
 
 
 def gymnasium_id(name):
@@ -29,12 +31,33 @@ def gymnasium_id(name):
 
 
 def register_envs():
-    """Registers every env of `puffer.ENVS` with Gymnasium (again: a no-op)."""
-    for name in puffer.ENVS:
+    """Registers every env of `puffer.ENVS` with Gymnasium (again: a no-op):
+    as a single env, and as a vector env (`make_vector`) that
+    `gymnasium.make_vec` prefers. A twin of a Gymnasium env takes its
+    episode limit and reward threshold."""
+    for name, record in puffer.ENVS.items():
         env_id = gymnasium_id(name)
         if env_id not in gymnasium.registry:
+            twin = gymnasium.spec(record["gymnasium"]) if "gymnasium" in record else None
             gymnasium.register(env_id, entry_point="puffer.gymnasium_env:SingleEnv",
-                               kwargs={"name": name})
+                               vector_entry_point="puffer.gymnasium_env:make_vector", kwargs={"name": name},
+                               max_episode_steps=twin and twin.max_episode_steps,
+                               reward_threshold=twin and twin.reward_threshold)
+
+
+def make_vector(name, num_envs=1, autoreset_mode=AutoresetMode.NEXT_STEP, max_episode_steps=None, **options):
+    """`gymnasium.make_vec(ID, num_envs)` of a puffer id: puffer's own vector
+    env, all `num_envs` in one C loop, in autoreset mode NEXT_STEP unless told
+    otherwise, as Gymnasium's vector envs are. Its episode limit is the env's
+    own: `max_episode_steps` (the spec's, which make_vec passes) must be it."""
+    if max_episode_steps is not None:
+        cls = puffer.env_class(name)
+        limit = cls.max_episode_steps({**puffer.env_options(name), **options}) \
+            if hasattr(cls, "max_episode_steps") else None
+        if max_episode_steps != limit:
+            raise ValueError(f"{gymnasium_id(name)} ends its episodes after {limit} steps in its C code, "
+                             f"got max_episode_steps={max_episode_steps!r}: pass none, or {limit}")
+    return puffer.make(name, num_envs=num_envs, autoreset_mode=autoreset_mode, **options)
 
 
 def twin_of(env_name):
@@ -51,10 +74,18 @@ class SingleEnv(gymnasium.Env):
 
     The C env starts the next episode inside the step that ends one; this
     returns the ended episode's last observation instead, as Gymnasium
-    expects, and a step after the end goes on in the new episode."""
+    expects, and a step after the end goes on in the new episode.
+
+    The env's options are its attributes, as Gymnasium's envs keep theirs
+    (LunarLander's `continuous`, which Gymnasium's heuristic reads). A
+    pickled or deep-copied env is made anew with the same options, its C
+    state not carried: reset it, as after gymnasium.make."""
 
     def __init__(self, name, render_mode=None, **options):
         self.env = puffer.make(name, num_envs=1, **options)
+        self.name, self.options = name, options
+        for key, value in {**puffer.env_options(name), **options}.items():
+            setattr(self, key, value)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"{name} renders in modes {self.metadata['render_modes']} (or None), "
                              f"got render_mode={render_mode!r}")
@@ -89,7 +120,14 @@ class SingleEnv(gymnasium.Env):
         return observation, float(rewards[0]), bool(terminals[0]), bool(truncations[0]), {}
 
     def close(self):
-        self.env.close()
+        """Nothing to release but memory, freed with the env: as Gymnasium's
+        envs without a window, it stays usable."""
+
+    def __getstate__(self):
+        return {"name": self.name, "render_mode": self.render_mode, "options": self.options}
+
+    def __setstate__(self, state):
+        self.__init__(state["name"], state["render_mode"], **state["options"])
 
 
 def gymnasium_spec(env_id):
@@ -140,7 +178,8 @@ class GymnasiumVecEnv(PufferEnv):
     behind the buffers of a PufferEnv, stepped one after another in Python.
 
     As the C envs: an episode that ends resets in the same step (its last
-    observation in `final_observations`), and `log()` gives the mean episode
+    observation in `final_observations`), or in the next in autoreset mode
+    NEXT_STEP (`set_autoreset_mode`), and `log()` gives the mean episode
     return and length since the last call. reset(seed) seeds env i with
     seed + index_offset + i, as Gymnasium's vector envs do, so a seed gives
     the trajectories of `gymnasium.make_vec(env_id, num_envs).reset(seed=seed)`.
@@ -158,7 +197,11 @@ class GymnasiumVecEnv(PufferEnv):
         self.env_action_dtype = first.action_space.dtype
         self.episode_returns = np.zeros(self.num_envs)
         self.episode_lengths = np.zeros(self.num_envs, np.int64)
+        self.resetting = np.zeros(self.num_envs, bool)  # NEXT_STEP: envs to reset in the next step
         self.clear_log()
+
+    def begin_next_step(self):
+        pass  # send() reads the mode
 
     def clear_log(self):
         self.finished, self.return_sum, self.length_sum = 0, 0.0, 0
@@ -170,15 +213,24 @@ class GymnasiumVecEnv(PufferEnv):
             self.observations[i], _ = env.reset(seed=seed + index_offset + i, options=options)
         self.episode_returns[:] = 0
         self.episode_lengths[:] = 0
+        self.resetting[:] = False
         self.was_reset = True
-        return self.observations, {"final_observations": self.final_observations}
+        return self.observations, reset_infos(self.autoreset_mode, self.final_observations)
 
-    def send(self, actions):
+    def send(self, actions, env_id=None):
         self.check_reset("step")
+        if env_id is not None:
+            check_env_id(env_id, range(self.num_envs))
         if actions is not self.actions:
             write_actions(self.single_action_space, self.actions, actions)
         check_action_values(self.single_action_space, self.actions)  # what the C binding checks
+        next_step = self.autoreset_mode is AutoresetMode.NEXT_STEP
         for i, env in enumerate(self.envs):
+            if self.resetting[i]:
+                self.observations[i], _ = env.reset()
+                self.rewards[i], self.terminals[i], self.truncations[i] = 0.0, False, False
+                self.resetting[i] = False
+                continue
             observation, reward, terminal, truncation, _ = env.step(
                 self.actions[i].astype(self.env_action_dtype, copy=False))
             self.rewards[i], self.terminals[i], self.truncations[i] = reward, terminal, truncation
@@ -190,7 +242,10 @@ class GymnasiumVecEnv(PufferEnv):
                 self.return_sum += self.episode_returns[i]
                 self.length_sum += self.episode_lengths[i]
                 self.episode_returns[i], self.episode_lengths[i] = 0.0, 0
-                observation, _ = env.reset()
+                if next_step:
+                    self.resetting[i] = True
+                else:
+                    observation, _ = env.reset()
             self.observations[i] = observation
 
     def log(self):

@@ -6,6 +6,7 @@ Render modes follow Gymnasium's: "rgb_array" returns an HxWx3 uint8 array,
 `metadata` ({"render_modes": [...], "render_fps": N}) and draws env 0 of
 its vector, the one a single-env wrapper holds.
 """
+import functools
 import time
 
 import numpy as np
@@ -21,6 +22,17 @@ def pillow():
         raise ImportError("rendering needs Pillow: pip install pillow "
                           "(or pip install 'puffer[render]')") from None
     return Image, ImageDraw
+
+
+@functools.lru_cache  # loading it costs more than drawing a character
+def default_font(size):
+    """Pillow's own font, `size` pixels high where it can scale (Pillow >= 10.1
+    with FreeType), else its one small bitmap font: no font file to ship."""
+    from PIL import ImageFont
+    try:
+        return ImageFont.load_default(size)
+    except TypeError:  # Pillow < 10.1 takes no size
+        return ImageFont.load_default()
 
 
 def check_render_mode(env, mode):
@@ -54,6 +66,13 @@ class Canvas:
 
     def polygon(self, points, color):
         self.draw.polygon([self.pixel(x, y) for x, y in points], fill=color)
+
+    def box(self, left, bottom, right, top, color):
+        self.polygon([(left, bottom), (right, bottom), (right, top), (left, top)], color)
+
+    def write(self, x, y, text, color, size):
+        """`text` in Pillow's default font `size` pixels high, its top left at (x, y)."""
+        self.draw.text(self.pixel(x, y), text, fill=color, font=default_font(size))
 
     def line(self, points, color, width):
         self.draw.line([self.pixel(x, y) for x, y in points], fill=color,

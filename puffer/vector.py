@@ -117,16 +117,53 @@ def write_actions(action_space, target, actions):
     kind and (before a cast could wrap them) range."""
     actions = np.asarray(actions)
     if actions.shape != target.shape:
-        raise ValueError(f"actions must have shape {target.shape} (num_envs, "
-                         f"*action_space.shape), got {actions.shape}")
+        raise ValueError(f"actions must have shape {target.shape} (a row per env stepped: num_envs, or "
+                         f"batch_size in async mode; then the single action's shape), got {actions.shape}")
     if isinstance(action_space, spaces.Discrete):
         if actions.dtype.kind not in "iu":
             raise TypeError(f"discrete actions must be integers, got dtype {actions.dtype}")
         if actions.dtype != np.int32:
             check_action_values(action_space, actions)
-    elif actions.dtype.kind != "f":
-        raise TypeError(f"continuous actions must be floats, got dtype {actions.dtype}")
+    elif actions.dtype.kind not in "fiu":  # integers too, as Gymnasium's Box envs take them
+        raise TypeError(f"continuous actions must be numbers, got dtype {actions.dtype}")
     np.copyto(target, actions, casting="unsafe")
+
+
+SAME_STEP, NEXT_STEP = AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP  # module globals: a fast lookup per step
+
+
+def step_infos_maker(terminals, truncations, final_observations, autoreset_mode, env_id=None):
+    """What makes each step's infos over these buffers (puffer.envs.step_infos)."""
+    # Compiled: imported when an env is made, so that `import puffer` needs no build.
+    from puffer.envs.step_infos import StepInfos
+    return StepInfos(terminals, truncations, final_observations, autoreset_mode is NEXT_STEP, env_id).make
+
+
+def check_env_id(env_id, expected):
+    """A ValueError unless `env_id` names the envs `expected` (a range), in order."""
+    if not np.array_equal(np.asarray(env_id), np.asarray(expected)):
+        raise ValueError(f"env_id must be the envs of the batch whose actions are due, "
+                         f"{expected.start}..{expected.stop - 1} in order (batches go round in a fixed "
+                         f"order: the env_id recv() returned for it), got {env_id!r}")
+
+
+def check_autoreset_mode(mode):
+    """`mode` (an AutoresetMode, or its value: "SameStep", "NextStep") as an
+    AutoresetMode, or a ValueError naming the modes puffer envs have."""
+    try:
+        mode = AutoresetMode(mode)
+    except ValueError:
+        mode = None
+    if mode not in (SAME_STEP, NEXT_STEP):
+        raise ValueError("autoreset_mode must be AutoresetMode.SAME_STEP (\"SameStep\", puffer's) or "
+                         "AutoresetMode.NEXT_STEP (\"NextStep\", Gymnasium's default); DISABLED is not "
+                         f"a mode of puffer envs, which reset themselves when an episode ends; got {mode!r}")
+    return mode
+
+
+def reset_infos(autoreset_mode, final_observations):
+    """The infos of a reset: SAME_STEP's dense final_observations, or none."""
+    return {} if autoreset_mode is NEXT_STEP else {"final_observations": final_observations}
 
 
 class PufferEnv(VectorEnv):
@@ -138,11 +175,14 @@ class PufferEnv(VectorEnv):
     the env writes into instead of its own: the multiprocessing backend passes
     slices of shared memory.
 
-    A Gymnasium `VectorEnv`: an episode resets inside the step that ends it
-    (autoreset mode SAME_STEP), and its last observation is in
+    A Gymnasium `VectorEnv` in autoreset mode SAME_STEP: an episode resets
+    inside the step that ends it, and its last observation is in
     `infos["final_observations"]`, a dense array whose rows are valid where
-    `terminals | truncations` (not Gymnasium's per-env object array "final_obs",
-    which would cost an allocation every step).
+    `terminals | truncations` (and, on the steps where an episode ended, in
+    Gymnasium's per-env "final_obs": see `recv`). Or, set before the
+    first reset (`set_autoreset_mode`), NEXT_STEP, Gymnasium's default: the
+    step that ends an episode returns its last observation, and the env's
+    next step returns the reset's, with reward 0, and ignores its action.
     """
 
     metadata = {"render_modes": []}
@@ -169,7 +209,9 @@ class PufferEnv(VectorEnv):
         self.observation_space = batch_space(obs_space, self.num_envs)
         self.action_space = batch_space(act_space, self.num_envs)
         # Subclasses' metadata name their render modes; all autoreset alike.
-        self.metadata = {**self.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+        self.autoreset_mode = SAME_STEP
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
+        self.step_infos = step_infos_maker(self.terminals, self.truncations, self.final_observations, SAME_STEP)
         self.batch_size = self.num_envs
         self.closed = False
         self.was_reset = False  # stepping an env never reset would step an all-zero state
@@ -191,6 +233,22 @@ class PufferEnv(VectorEnv):
             self.terminals.view(np.uint8), self.truncations.view(np.uint8),
             self.final_observations.reshape(n, -1), num_actions, config)
 
+    def set_autoreset_mode(self, mode):
+        """Sets the autoreset mode (see the class), before the first reset."""
+        mode = check_autoreset_mode(mode)
+        if self.was_reset:
+            raise RuntimeError("set_autoreset_mode() after reset(): the mode is chosen before the first reset")
+        if mode is NEXT_STEP:
+            self.begin_next_step()
+        elif self.autoreset_mode != mode:
+            raise ValueError("an env in autoreset mode NEXT_STEP stays in it: make a new one")
+        self.autoreset_mode = mode
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
+        self.step_infos = step_infos_maker(self.terminals, self.truncations, self.final_observations, mode)
+
+    def begin_next_step(self):
+        self.c_envs.autoreset_next_step()
+
     def reset(self, seed=None, options=None, index_offset=0):
         """Resets every env; env i draws from (seed, index_offset + i), so a seed
         gives the same trajectories however the envs are split over workers.
@@ -201,7 +259,7 @@ class PufferEnv(VectorEnv):
                              f"given when it is made), got {options!r}")
         self.c_envs.reset(resolve_seed(seed), int(index_offset))
         self.was_reset = True
-        return self.observations, {"final_observations": self.final_observations}
+        return self.observations, reset_infos(self.autoreset_mode, self.final_observations)
 
     def step(self, actions):
         """Writes `actions` into the actions buffer (unless it is that buffer),
@@ -209,21 +267,25 @@ class PufferEnv(VectorEnv):
         self.send(actions)
         return self.recv()
 
-    def send(self, actions):
+    def send(self, actions, env_id=None):
         """Steps every env at once: in-process there is nothing to overlap.
         With `recv`, the interface of the multiprocessing backend's async mode
-        (whose batch is all envs here: `batch_size == num_envs`)."""
+        (whose batch is all envs here: `batch_size == num_envs`; `env_id`, if
+        given, must name them all)."""
         if not self.was_reset:
             self.check_reset("step")
+        if env_id is not None:
+            check_env_id(env_id, range(self.num_envs))
         if actions is not self.actions:
             write_actions(self.single_action_space, self.actions, actions)
         self.c_envs.step()
 
     def recv(self):
-        """The buffers after the last `send`."""
-        # A new infos dict each step (some 50 ns): Gymnasium's wrappers add keys to it.
-        return (self.observations, self.rewards, self.terminals, self.truncations,
-                {"final_observations": self.final_observations})
+        """The buffers after the last `send`, and the step's infos: none in
+        NEXT_STEP; in SAME_STEP the dense final_observations, and on a step
+        where an episode ended, Gymnasium's keys (see puffer.envs.step_infos)."""
+        # A new infos dict each step: Gymnasium's wrappers add keys to it.
+        return self.observations, self.rewards, self.terminals, self.truncations, self.step_infos()
 
     def log(self):
         """Mean episode return, length and score over the episodes finished
@@ -283,7 +345,7 @@ def _error_reply(exc):
         return pickle.dumps(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), text))
 
 
-def _worker_main(index, cls, num_envs, first_env, env_kwargs, raws, specs, conn):
+def _worker_main(index, cls, num_envs, first_env, env_kwargs, autoreset_mode, raws, specs, conn):
     """Body of worker `index`: builds its envs over its rows of the shared
     buffers, then serves commands until told to close or the parent goes away."""
     # Ctrl-C goes to the whole process group: let the parent handle it and
@@ -294,6 +356,7 @@ def _worker_main(index, cls, num_envs, first_env, env_kwargs, raws, specs, conn)
         buffers = SimpleNamespace(**{name: _shared_view(raws[name], shape, dtype)[rows]
                                      for name, (shape, dtype) in specs.items()})
         env = cls(num_envs=num_envs, buffers=buffers, **env_kwargs)
+        env.set_autoreset_mode(autoreset_mode)
     except BaseException as exc:
         conn.send_bytes(_error_reply(exc))
         # Stay up until the parent closes us (to it, a worker that exits died).
@@ -447,7 +510,7 @@ class Multiprocessing(VectorEnv):
     """
 
     def __init__(self, cls, num_envs=1, num_workers=None, env_kwargs=None, timeout=None,
-                 start_method=None, batch_size=None):
+                 start_method=None, batch_size=None, autoreset_mode=SAME_STEP):
         self.closed = True  # until the workers are up; close() is then a no-op
         self.num_envs = check_num_envs(num_envs)
         if num_workers is None:
@@ -484,7 +547,8 @@ class Multiprocessing(VectorEnv):
         probe = cls(num_envs=1, **env_kwargs)
         self.single_observation_space = probe.single_observation_space
         self.single_action_space = probe.single_action_space
-        self.metadata = {**probe.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+        self.autoreset_mode = check_autoreset_mode(autoreset_mode)
+        self.metadata = {**probe.metadata, "autoreset_mode": self.autoreset_mode}
         probe.close()
         del probe
 
@@ -506,8 +570,9 @@ class Multiprocessing(VectorEnv):
         raws = {name: blocks[id(getattr(buffers, name))] for name in specs}
         for name in specs:
             setattr(self, name, getattr(buffers, name))
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        # EnvPool's convention: the spaces describe what one send/recv takes.
+        self.observation_space = batch_space(self.single_observation_space, self.batch_size)
+        self.action_space = batch_space(self.single_action_space, self.batch_size)
         # Each batch's rows, workers and what recv() returns for it, made once:
         # the buffers themselves when one batch holds every env, else views.
         workers_per_batch = self.batch_size // envs_per_worker
@@ -518,6 +583,11 @@ class Multiprocessing(VectorEnv):
         names = ("observations", "rewards", "terminals", "truncations", "final_observations")
         self._batch_views = [tuple(getattr(self, name) for name in names)] if self.num_batches == 1 else [
             tuple(getattr(self, name)[rows] for name in names) for rows in self._batch_rows]
+        batch_ids = [np.arange(rows.start, rows.stop) for rows in self._batch_rows]
+        for ids in batch_ids:
+            ids.flags.writeable = False  # handed out every step
+        self._batch_infos = [step_infos_maker(terminals, truncations, final, self.autoreset_mode, ids)
+                             for (_, _, terminals, truncations, final), ids in zip(self._batch_views, batch_ids)]
         self.was_reset = False
         self._awaiting = deque(range(self.num_batches))  # batches whose actions are due, oldest first
         self._stepping = deque()                          # batches stepping, oldest first
@@ -533,7 +603,7 @@ class Multiprocessing(VectorEnv):
                 parent_end, child_end = ctx.Pipe(duplex=True)
                 process = ctx.Process(
                     target=_worker_main, name=f"puffer-{cls.__name__}-worker-{w}", daemon=True,
-                    args=(w, cls, self.envs_per_worker, w * self.envs_per_worker, env_kwargs,
+                    args=(w, cls, self.envs_per_worker, w * self.envs_per_worker, env_kwargs, self.autoreset_mode,
                           raws, specs, child_end))
                 self._connections.append(parent_end)
                 process.start()
@@ -559,17 +629,25 @@ class Multiprocessing(VectorEnv):
         self._finish()
         self._awaiting = deque(range(self.num_batches))
         self.was_reset = True
-        return self.observations, {"final_observations": self.final_observations}
+        return self.observations, reset_infos(self.autoreset_mode, self.final_observations)
+
+    def async_reset(self, seed=None, options=None):
+        """EnvPool's: resets every env, after which each recv() returns a
+        batch's first observations (rewards 0), and then send() its actions."""
+        self.reset(seed=seed, options=options)
+        self._stepping, self._awaiting = self._awaiting, deque()
 
     def step(self, actions):
         """send(actions), then recv()."""
         self.send(actions)
         return self.recv()
 
-    def send(self, actions):
+    def send(self, actions, env_id=None):
         """Validates `actions` (batch_size rows), writes them into the batch's
         rows of the shared actions buffer (unless they are that buffer) and
-        starts the batch's workers stepping."""
+        starts the batch's workers stepping. `env_id`, EnvPool's argument,
+        may name the batch's envs (those recv() gave it); batches go round in
+        a fixed order, so it can only confirm them."""
         self._check_open()
         if not self.was_reset:
             raise RuntimeError("Multiprocessing.step() before reset(): call reset(seed=...) first")
@@ -579,6 +657,8 @@ class Multiprocessing(VectorEnv):
             raise RuntimeError("cannot send(): every batch is stepping; call recv() first")
         batch = self._awaiting[0]
         rows = self._batch_rows[batch]
+        if env_id is not None:
+            check_env_id(env_id, range(rows.start, rows.stop))
         if actions is not self.actions:
             write_actions(self.single_action_space, self.actions[rows], actions)
         # All of the batch is checked before any worker steps, as in PufferEnv.
@@ -590,16 +670,16 @@ class Multiprocessing(VectorEnv):
 
     def recv(self):
         """Waits for the batch that has stepped longest and returns its
-        observations, rewards, terminals, truncations and infos."""
+        observations, rewards, terminals, truncations and infos, whose
+        "env_id" (as EnvPool's) gives the batch's rows."""
         self._check_open()
         if not self._stepping:
             raise RuntimeError("recv() called without a pending send()")
         batch = self._stepping[0]
         self._finish(self._batch_workers[batch])
         self._awaiting.append(self._stepping.popleft())
-        observations, rewards, terminals, truncations, final_observations = self._batch_views[batch]
-        # A new infos dict each step (some 50 ns): Gymnasium's wrappers add keys to it.
-        return observations, rewards, terminals, truncations, {"final_observations": final_observations}
+        observations, rewards, terminals, truncations, _ = self._batch_views[batch]
+        return observations, rewards, terminals, truncations, self._batch_infos[batch]()
 
     def log(self):
         """The workers' episode means merged, weighted by their episode counts:
@@ -629,7 +709,7 @@ class Multiprocessing(VectorEnv):
         for name in ("observations", "actions", "rewards", "terminals", "truncations",
                      "final_observations"):
             setattr(self, name, None)
-        self._batch_views = []
+        self._batch_views = self._batch_infos = []
 
     def __del__(self):
         try:

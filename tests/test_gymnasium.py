@@ -7,7 +7,6 @@ import sys
 import gymnasium
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
@@ -19,11 +18,9 @@ from puffer.trainer.ppo import train
 
 
 @pytest.mark.parametrize("name", list(puffer.ENVS))
-def test_every_env_is_registered_and_passes_the_env_checker(name):
+def test_every_env_is_registered(name):  # and passes Gymnasium's checker: tests/test_dropin.py
     env = gymnasium.make(gymnasium_id(name))
     assert env.spec.id == gymnasium_id(name)
-    check_env(env.unwrapped, skip_render_check=True)
-    env.close()
 
 
 def test_ids_follow_the_gymnasium_twins():
@@ -61,9 +58,7 @@ def test_single_env_renders_in_the_envs_modes():
     assert env.render().index("[*]") == 4 * obs.argmax()  # "[ ] [*] [ ]": the lit button
     env = gymnasium.make("puffer/ConstantReward-v0")
     env.reset(seed=0)
-    assert env.render() is None
-    with pytest.raises(ValueError, match="renders in modes"):
-        gymnasium.make("puffer/ConstantReward-v0", render_mode="ansi")
+    assert env.render() is None  # no render_mode, no frame
 
 
 def test_single_env_errors():

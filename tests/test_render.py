@@ -3,6 +3,7 @@
 text env's prompt and generation), and the errors for what cannot render."""
 import re
 
+import gymnasium
 import numpy as np
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch
 import puffer
 from puffer.cli import main
 from puffer.config import load_config
+from puffer.gymnasium_env import gymnasium_id
 from puffer.models import make_policy
 from puffer.render import save_gif
 from puffer.tokenizer import load_corpus
@@ -39,7 +41,7 @@ def trained_checkpoint(tmp_path, env_name):
 
 
 @pytest.mark.parametrize("env_name, size", [("cartpole", (600, 400)), ("lunar_lander", (600, 400)),
-                                            ("light_button", (256, 64))])
+                                            ("light_button", (256, 64)), ("text", (396, 60))])
 def test_gif_has_a_frame_per_step(tmp_path, env_name, size):
     make_checkpoint = trained_checkpoint if env_name == "light_button" else untrained_checkpoint
     result = evaluate(env_name, make_checkpoint(tmp_path, env_name), episodes=3, render="gif", seed=1)
@@ -60,6 +62,49 @@ def test_gif_has_a_frame_per_step(tmp_path, env_name, size):
         gif.seek(index)
         durations.append(gif.info["duration"])
     assert sum(durations) == len(frames) * max(20, round(1000 / result["fps"], -1))
+
+
+@pytest.mark.parametrize("name", list(puffer.ENVS))
+def test_every_env_draws_an_rgb_array(name):
+    env = puffer.make(name)
+    assert "rgb_array" in env.metadata["render_modes"]
+    env.reset(seed=0)
+    frame = env.render("rgb_array")
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 1, "a picture of one color shows nothing"
+    single = gymnasium.make(gymnasium_id(name), render_mode="rgb_array")  # its checker checks the frame too
+    single.reset(seed=0)
+    assert np.array_equal(single.render(), frame), "the same seed starts the same episode: the same picture"
+
+
+def test_text_picture_shows_the_text():
+    env = puffer.make("text")
+    env.reset(seed=0)
+    frame = env.render("rgb_array")
+    assert np.array_equal(env.render("rgb_array"), frame)
+    env.observations[0, -1] = (env.observations[0, -1] + 1) % env.tokenizer.vocab_size
+    changed = np.argwhere((env.render("rgb_array") != frame).any(axis=2))
+    height, width = frame.shape[:2]
+    assert len(changed), "another last character, the same picture"
+    # The last of the 64 characters is the last cell of the second of two rows of 32.
+    assert changed[:, 0].min() > height / 2 and changed[:, 1].min() > width * 30 / 33
+
+
+def test_probes_ansi_shows_the_observation():
+    env = puffer.make("constant_reward", length=4)
+    env.reset(seed=0)
+    assert env.render("ansi").startswith("left 4/4 [" + "#" * 20 + "]")
+    env.step(np.zeros(1, np.int32))
+    assert env.render("ansi") == "left 3/4 [" + "#" * 15 + " " * 5 + "]  reward +1"
+    env = puffer.make("delayed_reward", delay=2)
+    obs, _ = env.reset(seed=0)
+    assert re.findall(r"\[.\]", env.render("ansi")).index("[*]") == obs[0, :2].argmax()
+    env.step(np.zeros(1, np.int32))
+    assert env.render("ansi") == "cue [ ] [ ]  step 1/3  reward +0"  # the cue hidden while waiting
+    env = puffer.make("continuous_target")
+    obs, _ = env.reset(seed=0)
+    line = env.render("ansi").split()[1]  # "-1 ----*---|---------- +1  target ..."
+    assert len(line) == 41 and line.index("*") == round((obs[0, 0] + 1) * 20)
 
 
 def test_cli_writes_the_gif_beside_the_checkpoint(tmp_path, capsys):
@@ -131,10 +176,8 @@ def test_text_ansi_prints_prompt_and_generation(tmp_path, capsys):
 def test_what_cannot_render_says_what_can(tmp_path):
     with pytest.raises(ValueError, match="renders in mode 'rgb_array' or 'ansi', not 'human'"):
         puffer.make("cartpole").render("human")
-    with pytest.raises(ValueError, match="ConstantReward has no renderer; envs that render: light_button, "
-                                         "cartpole, lunar_lander, text$"):
-        evaluate("constant_reward", untrained_checkpoint(tmp_path, "constant_reward"), render="gif")
-    with pytest.raises(ValueError, match="renders in mode 'ansi', not 'rgb_array'"):
-        evaluate("text", untrained_checkpoint(tmp_path, "text"), render="gif")
+    with pytest.raises(ValueError, match=f"GymnasiumVecEnv has no renderer; envs that render: "
+                                         f"{', '.join(puffer.ENVS)}$"):
+        evaluate("gym:CartPole-v1", untrained_checkpoint(tmp_path, "gym:CartPole-v1"), render="gif")
     with pytest.raises(ValueError, match="unknown render 'mp4'; choose one of: gif, ansi"):
         evaluate("cartpole", untrained_checkpoint(tmp_path, "cartpole"), render="mp4")

@@ -67,17 +67,13 @@ cdef class ContinuousVecEnv(VecEnv):
     passed in as an int32 view of the same memory (VecEnv's action type is
     int); the C env reads it as floats, and `step` checks them as floats."""
 
-    def step(self):
+    cpdef check_actions(self):
         cdef long count = self.actions.shape[0] * self.actions.shape[1]
         cdef const float* actions = <const float*>&self.actions[0, 0]
         cdef long bad = first_invalid_box(actions, count, 0)
         if bad >= 0:
             row, col = divmod(bad, self.actions.shape[1])
             raise ValueError(f"actions[{row}, {col}] = {actions[bad]} is not a finite number")
-        cdef int i
-        with nogil:
-            for i in range(self.num_envs):
-                c_step(&self.envs[i])
 
 
 # Access to one env's physics, for tests that compare it with Box2D's.

@@ -3,7 +3,7 @@ import os
 import numpy as np
 from gymnasium import spaces
 
-from puffer.render import check_render_mode
+from puffer.render import Canvas, check_render_mode
 from puffer.tokenizer import CharTokenizer, corpus_path, corpus_tokens, split_index
 from puffer.vector import PufferEnv, check_int
 from puffer.envs.text import binding
@@ -59,7 +59,7 @@ class Text(PufferEnv):
     `corpus`: None for the shipped Tiny Shakespeare, else a text file's path.
     See text.h."""
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 20}
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 20}
 
     def __init__(self, num_envs=1, context=64, prompt_len=64, gen_len=64, reward="ngram",
                  ngram_order=4, split="train", corpus=None, buffers=None):
@@ -102,7 +102,23 @@ class Text(PufferEnv):
         return self.tokenizer.decode(ids)
 
     def render(self, mode):
-        """Env 0's text as its agent sees it ("ansi" only): the last `context`
-        characters, the prompt's end followed by what has been written."""
+        """Env 0's text as its agent sees it: the last `context` characters,
+        the prompt's end followed by what has been written. "ansi": that text;
+        "rgb_array": the same characters one to a cell, 32 to a row, a newline
+        a small grey "\\n", so that every frame of an episode has the same size."""
         check_render_mode(self, mode)
-        return self.decode(self.observations[0])
+        text = self.decode(self.observations[0])
+        if mode == "ansi":
+            return text
+        columns = min(self.context, 32)
+        rows = -(-self.context // columns)
+        # One world unit a cell (12x20 pixels), y up: row 0 is the top one.
+        canvas = Canvas((-0.5, -0.5, columns + 0.5, rows + 0.5), (12 * (columns + 1), 20 * (rows + 1)),
+                        (255, 255, 255))
+        for i, char in enumerate(text):
+            x, y = i % columns, rows - i // columns
+            if char == "\n":
+                canvas.write(x, y - 0.2, "\\n", (150, 150, 150), 10)  # smaller, so lowered to the line
+            else:
+                canvas.write(x, y, char, (0, 0, 0), 14)
+        return canvas.array()
