@@ -1,8 +1,12 @@
 # The vectorized loop shared by every env binding: it wires caller-owned numpy
 # buffers to an array of C env structs and steps them all in one C loop
-# without the GIL. See puffer.pxi for what the including binding declares.
+# (without the GIL, when there are enough of them). See puffer.pxi for what
+# the including binding declares.
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
+
+cdef enum:
+    RELEASE_GIL_ENVS = 32  # see step_envs
 
 cdef extern from "puffer.h":
     long first_invalid_action(Act* actions, long count, int num_actions)
@@ -111,28 +115,35 @@ cdef class VecEnv:
             raise ValueError(f"actions[{row}, {col}] = {value} is not a finite number")
 
     cdef void step_envs(self) noexcept:
+        # Releasing the GIL and taking it back costs about what a C step of a
+        # few dozen small envs does: worth it only for a larger loop.
+        if self.num_envs < RELEASE_GIL_ENVS:
+            self.step_loop()
+        else:
+            with nogil:
+                self.step_loop()
+
+    cdef void step_loop(self) noexcept nogil:
         cdef int i
         cdef Py_ssize_t width = self.observations.shape[1]
         cdef size_t row = width * sizeof(Obs)
         if not self.next_step:
-            with nogil:
-                for i in range(self.num_envs):
-                    c_step(&self.envs[i])
-            return
-        with nogil:
             for i in range(self.num_envs):
-                if self.resetting[i]:  # the reset that the last step did, shown now
-                    memcpy(&self.observations[i, 0], self.reset_observations + i * width, row)
-                    self.rewards[i] = 0
-                    self.terminals[i] = 0
-                    self.truncations[i] = 0
-                    self.resetting[i] = 0
-                    continue
                 c_step(&self.envs[i])
-                if self.terminals[i] | self.truncations[i]:
-                    memcpy(self.reset_observations + i * width, &self.observations[i, 0], row)
-                    memcpy(&self.observations[i, 0], &self.final_observations[i, 0], row)
-                    self.resetting[i] = 1
+            return
+        for i in range(self.num_envs):
+            if self.resetting[i]:  # the reset that the last step did, shown now
+                memcpy(&self.observations[i, 0], self.reset_observations + i * width, row)
+                self.rewards[i] = 0
+                self.terminals[i] = 0
+                self.truncations[i] = 0
+                self.resetting[i] = 0
+                continue
+            c_step(&self.envs[i])
+            if self.terminals[i] | self.truncations[i]:
+                memcpy(self.reset_observations + i * width, &self.observations[i, 0], row)
+                memcpy(&self.observations[i, 0], &self.final_observations[i, 0], row)
+                self.resetting[i] = 1
 
     def log(self):
         """Sums the episode logs of all envs, clears them, and returns the means
