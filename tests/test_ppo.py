@@ -189,3 +189,20 @@ def test_resume_on_cuda_restores_both_random_states(tmp_path):
     assert saved["torch_rng"].device.type == "cpu" and saved["cuda_rng"] is not None
     config["train"]["total_steps"] = 4096
     assert train("light_button", config, tmp_path, resume=tmp_path, live=False)["global_step"] == 4096
+
+
+def test_adam_step_is_adams_own_step_exactly():
+    from puffer.trainer.ppo import adam_step
+    start, grads = torch.randn(300), torch.randn(6, 300)
+    runs = []
+    for step in (lambda optimizer: optimizer.step(), adam_step):
+        flat = torch.nn.Parameter(start.clone())
+        optimizer = torch.optim.Adam([flat], lr=1e-2, eps=1e-5, fused=True)
+        for i, grad in enumerate(grads):
+            optimizer.param_groups[0]["lr"] = 1e-2 * (1 - i / len(grads))  # annealed, as train() does
+            flat.grad = grad.clone()
+            step(optimizer)
+        runs.append((flat.detach(), optimizer.state_dict()["state"][0]))
+    (adam, adam_state), (ours, our_state) = runs
+    assert torch.equal(adam, ours) and not torch.equal(ours, start)
+    assert all(torch.equal(adam_state[key], our_state[key]) for key in ("step", "exp_avg", "exp_avg_sq"))
