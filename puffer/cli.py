@@ -21,6 +21,8 @@ COMMANDS = {
     "compare": "time to solve over several seeds, puffer's PPO against Stable-Baselines3's",
     "pretrain": "next-character training of the GPT on the text corpus: puffer pretrain text",
     "sample": "generate text from a pretrained or fine-tuned GPT checkpoint",
+    "prefs": "a scripted judge chooses between pairs of a GPT's continuations: preferences for a reward model",
+    "label": "you choose between pairs of a GPT's continuations, one key each: preferences for a reward model",
 }
 
 
@@ -62,10 +64,13 @@ def cmd_train(argv):
     parser.add_argument("--resume", metavar="PATH", help="continue from a checkpoint or run directory")
     parser.add_argument("--init", metavar="PATH", help="start from these weights: a `puffer pretrain` "
                                                        "checkpoint or a PPO checkpoint (see train.kl_coef)")
-    parser.add_argument("--algo", choices=["ppo", "dt"], default="ppo",
-                        help="ppo, or dt: the decision transformer ([dt] keys), from --data or --online")
+    parser.add_argument("--algo", choices=["ppo", "dt", "rm"], default="ppo",
+                        help="ppo, or dt: the decision transformer ([dt] keys), from --data or --online, "
+                             "or rm: a reward model of text ([reward_model] keys) from --prefs")
     parser.add_argument("--data", metavar="FILE", help="--algo dt: a dataset written by puffer collect")
     parser.add_argument("--online", action="store_true", help="--algo dt: learn from its own rollouts")
+    parser.add_argument("--prefs", metavar="FILE", help="--algo rm: a preference file of labelled pairs "
+                                                        "(JSON lines); --init starts from a pretrained model")
     args, rest = parser.parse_known_args(argv)
     help_asked = "-h" in argv or "--help" in argv
     if args.env is None or help_asked:
@@ -82,6 +87,10 @@ def cmd_train(argv):
                        ("logger", args.logger)):
         if value is not None:
             overrides[f"train.{key}"] = value
+    if (args.algo == "rm") != (args.prefs is not None):
+        raise ValueError("--algo rm trains from --prefs FILE, and --prefs is for --algo rm only")
+    if args.algo == "rm":
+        return train_rm(args, overrides)
     if args.algo == "dt":
         return train_dt(args, overrides)
     if args.data or args.online:
@@ -136,6 +145,19 @@ def train_dt(args, overrides):
     print(f"\ntrained {args.env} (decision transformer{', online' if args.online else ''}): "
           f"{summary['steps']:,} gradient steps, {summary['episodes']:,} episodes, {summary['wall_time']:.1f} s")
     print_dt_evaluation(summary["evaluation"])
+    print(f"  checkpoint: {summary['checkpoint']}")
+
+
+def train_rm(args, overrides):
+    if args.env != "text" or args.resume or args.data or args.online:
+        raise ValueError("--algo rm trains on the text env (puffer train text --algo rm --prefs FILE) "
+                         "and takes no --resume, --data or --online")
+    config = load_config(args.env, overrides, args.config)
+    run_dir = Path(args.run_dir or f"runs/{args.env}-rm-{time.strftime('%Y%m%d-%H%M%S')}")
+    from puffer.trainer.reward_model import format_accuracy, train_reward_model
+    summary = train_reward_model(config, args.prefs, run_dir, init=args.init)
+    print(f"\ntrained a reward model on {summary['train_comparisons']} comparisons in {summary['seconds']:.1f} s: "
+          f"held-out accuracy {format_accuracy(summary['accuracy'])} on {summary['holdout_comparisons']}")
     print(f"  checkpoint: {summary['checkpoint']}")
 
 
@@ -427,20 +449,175 @@ def cmd_pretrain(argv):
 
 
 def cmd_sample(argv):
-    parser = argparse.ArgumentParser(prog="puffer sample", allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog="puffer sample", allow_abbrev=False,
+        description="Generate text from a GPT checkpoint. With --reward-model, each sample comes with the "
+                    "reward model's probability that it beats a sample of --baseline for the same prompt.")
     parser.add_argument("--checkpoint", required=True, help="a puffer pretrain or puffer train text checkpoint")
     parser.add_argument("--prompt", default="\n")
     parser.add_argument("--length", type=int, default=500)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--samples", type=int, default=1, help="how many samples to print")
+    parser.add_argument("--reward-model", metavar="RM",
+                        help="a puffer train text --algo rm checkpoint: print P(sample beats baseline) = "
+                             "sigmoid(r_sample - r_baseline), the rewards of the last block_size characters "
+                             "of prompt + sample")
+    parser.add_argument("--baseline", metavar="GPT", help="--reward-model: the model whose sample, one per "
+                                                          "sample printed, each is compared with (default: an "
+                                                          "independent sample of --checkpoint; name the pretrained "
+                                                          "model to compare a fine-tuned one with it)")
     args = parser.parse_args(argv)
+    if args.baseline and not args.reward_model:
+        raise ValueError("--baseline is for --reward-model")
     from puffer.trainer.pretrain import load_language_model, sample
     import torch
     if args.seed is not None:
         torch.manual_seed(args.seed)
     model, tokenizer = load_language_model(args.checkpoint)
-    print(args.prompt + sample(model, tokenizer, args.prompt, args.length, args.temperature, args.top_k))
+    if args.reward_model:
+        from puffer.trainer.reward_model import load_reward_model, win_probability
+        reward_model, rm_tokenizer = load_reward_model(args.reward_model)
+        baseline = load_language_model(args.baseline)[0] if args.baseline else model
+    for i in range(args.samples):
+        text = sample(model, tokenizer, args.prompt, args.length, args.temperature, args.top_k)
+        if args.reward_model:
+            other = sample(baseline, tokenizer, args.prompt, args.length, args.temperature, args.top_k)
+            p = win_probability(reward_model, rm_tokenizer, args.prompt, text, other)
+            print(f"sample {i + 1}: P(beats the baseline's sample) = {p:.3f}")
+        print(args.prompt + text)
+
+
+def preference_parser(prog, description):
+    """The options puffer prefs and puffer label share."""
+    parser = argparse.ArgumentParser(prog=prog, allow_abbrev=False, description=description)
+    parser.add_argument("--checkpoint", required=True, help="a puffer pretrain or puffer train text checkpoint "
+                                                            "(file or run directory): the model sampled")
+    parser.add_argument("--out", help="the preference file (JSON lines) to append to; rerun with the same one "
+                                      "to go on where it stopped (default: prefs.jsonl in the checkpoint's folder)")
+    parser.add_argument("--seed", type=int, default=0, help="pair i of a seed is always the same prompt and "
+                                                            "continuations; keep it when resuming")
+    parser.add_argument("--gen-len", type=int, default=64, help="characters in each continuation")
+    return parser
+
+
+def open_preferences(args, labeller, stop=None):
+    """The pairs `labeller` has yet to label (a generator, from the next pair
+    on, up to pair `stop` if given), the file and its records so far."""
+    from puffer.preferences import next_pair, read_preferences, sample_pairs
+    from puffer.tokenizer import load_corpus_tokens
+    from puffer.trainer.pretrain import load_language_model
+    checkpoint = Path(args.checkpoint)
+    out = Path(args.out) if args.out else (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "prefs.jsonl"
+    records = read_preferences(out) if out.exists() else []
+    model, tokenizer = load_language_model(checkpoint)
+    _, _, held_out = load_corpus_tokens()  # prompts the model was not trained on
+    pairs = sample_pairs(model, tokenizer, held_out, model.block_size, args.gen_len, args.seed,
+                         next_pair(records, labeller), stop)
+    return pairs, out, records
+
+
+def labelled_summary(records, labeller, out):
+    """"judge:fluency: 20 pairs (first 9, second 10, tie 1, skip 0) in FILE"."""
+    from collections import Counter
+    from puffer.preferences import CHOICES
+    counts = Counter(r["choice"] for r in records if r["labeller"] == labeller)
+    return (f"{labeller}: {sum(counts.values())} pairs "
+            f"({', '.join(f'{choice} {counts[choice]}' for choice in CHOICES)}) in {out}")
+
+
+def cmd_prefs(argv):
+    from puffer.judges import JUDGES
+    parser = preference_parser(
+        "puffer prefs", "A scripted judge (a stand-in for a person) chooses between two continuations of each "
+                        "held-out prompt: first with probability sigmoid((score1 - score2) / noise).")
+    parser.add_argument("--judge", required=True, help=f"one of: {', '.join(JUDGES)}")
+    parser.add_argument("--pairs", type=int, required=True, help="label until the file holds this many of "
+                                                                 "the judge's pairs")
+    parser.add_argument("--noise", type=float, default=0.2, help="the Bradley-Terry temperature: small, the "
+                                                                 "higher score nearly always wins")
+    args = parser.parse_args(argv)
+    if args.pairs < 1 or args.noise <= 0:
+        raise ValueError(f"--pairs must be at least 1 and --noise positive, got {args.pairs} and {args.noise}")
+    import numpy as np
+    from puffer.judges import choose, get_judge
+    from puffer.preferences import append_preference
+    judge, labeller = get_judge(args.judge), f"judge:{args.judge}"
+    pairs, out, records = open_preferences(args, labeller, stop=args.pairs)
+    for pair in pairs:
+        rng = np.random.default_rng([args.seed, pair["pair"], 1])  # not the stream that drew the pair
+        record = {**pair, "model": args.checkpoint,
+                  "choice": choose(judge, pair["prompt"], pair["first"], pair["second"], rng, args.noise),
+                  "labeller": labeller}
+        append_preference(out, record)
+        records.append(record)
+    print(labelled_summary(records, labeller, out))
+
+
+LABEL_KEYS = {"1": "first", "2": "second", "t": "tie", "s": "skip"}
+
+
+def read_key():
+    """The next key pressed, or None at the end of input. On a terminal a
+    single keypress (raw mode, restored at once, Ctrl-C included); otherwise
+    one line, so a script can pipe the choices in."""
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        return line.strip().lower() if line else None
+    import termios
+    import tty
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)  # TCSAFLUSH: keys pressed before this pair was shown are dropped, not taken for it
+        key = os.read(fd, 1).decode("utf-8", "replace").lower()
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    if key == "\x03":  # raw mode turns Ctrl-C into a character
+        raise KeyboardInterrupt
+    return None if key in ("", "\x04") else key  # Ctrl-D: the end of input
+
+
+def show_pair(pair, labelled):
+    """The prompt and the two continuations, each indented under its header."""
+    print(f"\n=== pair {pair['pair']} ({labelled} labelled) ===")
+    for header, text in (("prompt", pair["prompt"]), ("1", pair["first"]), ("2", pair["second"])):
+        print(f"--- {header} ---\n    " + text.replace("\n", "\n    "))
+
+
+def cmd_label(argv):
+    parser = preference_parser(
+        "puffer label", "Shows you a held-out prompt and two continuations of it, marked 1 and 2; press 1 or 2 "
+                        "for the better one, t a tie, s skip, q quit. Each choice is saved at once.")
+    args = parser.parse_args(argv)
+    from puffer.preferences import append_preference
+    pairs, out, records = open_preferences(args, "human")
+    print(f"labelling into {out}")
+    try:
+        for pair in pairs:
+            show_pair(pair, sum(r["labeller"] == "human" for r in records))
+            key = ask_choice()
+            if key is None or key == "q":
+                break
+            record = {**pair, "model": args.checkpoint, "choice": LABEL_KEYS[key], "labeller": "human"}
+            append_preference(out, record)
+            records.append(record)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {labelled_summary(records, 'human', out)}")
+        sys.exit(130)
+    print(labelled_summary(records, "human", out))
+
+
+def ask_choice():
+    """A key of LABEL_KEYS, "q", or None at the end of input; asks again after any other key."""
+    while True:
+        print("1 first, 2 second, t tie, s skip, q quit: ", end="", flush=True)
+        key = read_key()
+        print(key or "")
+        if key is None or key == "q" or key in LABEL_KEYS:
+            return key
+        print(f"{key!r} is not a choice")
 
 
 if __name__ == "__main__":
