@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from puffer.trainer.checkpoint import fsync_folder
+
 CHOICES = ("first", "second", "tie", "skip")
 COMPARED = ("first", "second", "tie")  # the choices a reward model learns from
 FIELDS = {"pair": int, "prompt": str, "first": str, "second": str, "model": str, "choice": str, "labeller": str}
@@ -78,12 +80,8 @@ def append_preference(path, record):
         os.fsync(fd)
     finally:
         os.close(fd)
-    if created:  # so that the new file's name persists too
-        folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    if created:
+        fsync_folder(path)
 
 
 def read_preferences(path):

@@ -20,7 +20,13 @@ def save_checkpoint(path, state):
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    folder = os.open(path.parent, os.O_RDONLY)
+    fsync_folder(path)
+
+
+def fsync_folder(path):
+    """fsync the folder holding `path`, so that a file just created or
+    renamed there keeps its name after a crash."""
+    folder = os.open(Path(path).absolute().parent, os.O_RDONLY)
     try:
         os.fsync(folder)
     finally:
