@@ -25,13 +25,14 @@ class CausalSelfAttention(nn.Module):
         replaces the plain causal mask, e.g. to keep out padding. `cache`, for
         decoding a few tokens at a time: an object whose update(k, v) stores
         the new tokens' keys and values ([B, heads, T, head size]) and returns
-        those of every token they may see; `mask` then spans those."""
+        those of every token they may see; `mask` then spans those, and
+        without one every new token sees them all."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if cache is not None:
             k, v = cache.update(k, v)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and cache is None,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
@@ -76,14 +77,24 @@ class GPT(nn.Module):
         init_weights(self, n_layer)
         self.lm_head.weight = self.token_embedding.weight  # weight tying
 
-    def hidden(self, idx):
-        """Token ids [B, T] (T <= block_size) -> final hidden states [B, T, C]."""
+    def hidden(self, idx, cache=None):
+        """Token ids [B, T] -> final hidden states [B, T, C]. With a KVCache,
+        idx continues the tokens the cache holds (positions from
+        cache.length on) and is added to it; the whole sequence must fit in
+        block_size."""
+        start = 0 if cache is None else cache.length
         T = idx.shape[1]
-        if T > self.block_size:
-            raise ValueError(f"sequence of {T} tokens is longer than the block size {self.block_size}")
-        x = self.drop(self.token_embedding(idx) + self.position_embedding(torch.arange(T, device=idx.device)))
-        for block in self.blocks:
-            x = block(x)
+        if start + T > self.block_size:
+            raise ValueError(f"sequence of {start + T} tokens is longer than the block size {self.block_size}")
+        positions = torch.arange(start, start + T, device=idx.device)
+        x = self.drop(self.token_embedding(idx) + self.position_embedding(positions))
+        # Several new tokens after cached ones: token i sees the cache and the new tokens up to i.
+        mask = None if cache is None or T == 1 else (
+            torch.arange(start + T, device=idx.device) <= positions[:, None])
+        for layer, block in enumerate(self.blocks):
+            x = block(x, mask, None if cache is None else cache.layer(layer))
+        if cache is not None:
+            cache.length += T
         return self.ln_f(x)
 
     def forward(self, idx, targets=None):
@@ -94,21 +105,60 @@ class GPT(nn.Module):
         return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
     @torch.no_grad()
-    def generate(self, idx, new_tokens, temperature=1.0, top_k=None):
-        """Appends `new_tokens` sampled tokens to idx [B, T], feeding back at
-        most the last block_size tokens."""
+    def generate(self, idx, new_tokens, temperature=1.0, top_k=None, use_cache=True):
+        """Appends `new_tokens` sampled tokens to idx [B, T]. When the whole
+        text fits in the block, each new token is one cached forward step
+        (with use_cache); beyond it the model re-reads the last block_size
+        tokens for every new one."""
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
+        cache = KVCache(self, len(idx)) if use_cache and idx.shape[1] + new_tokens <= self.block_size else None
+        last = idx
         for _ in range(new_tokens):
-            logits = self(idx[:, -self.block_size:])[0][:, -1] / temperature
+            if cache is None:
+                last = idx[:, -self.block_size:]
+            logits = self.lm_head(self.hidden(last, cache)[:, -1]) / temperature
             if top_k is not None:
                 kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
                 logits = logits.masked_fill(logits < kth, float("-inf"))
-            idx = torch.cat([idx, torch.multinomial(F.softmax(logits, dim=-1), 1)], dim=1)
+            last = torch.multinomial(F.softmax(logits, dim=-1), 1)
+            idx = torch.cat([idx, last], dim=1)
         return idx
 
     def num_parameters(self):
         return sum(p.numel() for p in self.parameters())
+
+
+class KVCache:
+    """The keys and values of the tokens a GPT has read so far, for each
+    layer, preallocated for a whole block: decoding one more token is then one
+    token's forward pass instead of the whole text's."""
+
+    def __init__(self, gpt, batch_size):
+        attention = gpt.blocks[0].attn
+        n_embd = gpt.token_embedding.embedding_dim
+        shape = (len(gpt.blocks), batch_size, attention.n_head, gpt.block_size, n_embd // attention.n_head)
+        weight = gpt.token_embedding.weight
+        self.keys = torch.empty(shape, dtype=weight.dtype, device=weight.device)
+        self.values = torch.empty_like(self.keys)
+        self.length = 0  # tokens held
+
+    def layer(self, index):
+        return _LayerCache(self, index)
+
+
+class _LayerCache:
+    """One layer's view of a KVCache, as CausalSelfAttention's `cache`."""
+
+    def __init__(self, cache, index):
+        self.cache, self.index = cache, index
+
+    def update(self, k, v):
+        start, end = self.cache.length, self.cache.length + k.shape[2]
+        keys, values = self.cache.keys[self.index], self.cache.values[self.index]
+        keys[:, :, start:end] = k
+        values[:, :, start:end] = v
+        return keys[:, :, :end], values[:, :, :end]
 
 
 class GPTPolicy(FeedForward):

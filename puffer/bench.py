@@ -352,6 +352,8 @@ def bench_training(name, overrides=None, print_fn=print):
     learning, and the policy's model FLOPs utilisation."""
     from puffer.config import load_config
     from puffer.trainer.ppo import train
+    if name == "text":
+        return bench_text_training(overrides, print_fn)
     config = load_config(name, {"train.log_interval": float("inf"), **(overrides or {})})
     with tempfile.TemporaryDirectory() as run_dir:
         train(name, config, run_dir, live=False)
@@ -366,3 +368,45 @@ def bench_training(name, overrides=None, print_fn=print):
              f"{metrics['peak_flops'] / 1e9:,.1f} GFLOP/s (float32 matmul, measured); "
              f"MFU {100 * metrics['mfu']:.2f}%")
     return metrics
+
+
+def bench_text_training(overrides=None, print_fn=print, pretrain_iters=20):
+    """The text env's training: PPO against a reward model ([rlhf], from a
+    fresh GPT and reward model of the [policy] size: speed does not depend on
+    the weights) and, in the same run, pretraining's gradient steps on the
+    same GPT; prints both in characters a second and their ratio."""
+    import torch
+    from puffer.config import as_namespace, load_config
+    from puffer.tokenizer import load_corpus_tokens
+    from puffer.trainer.checkpoint import save_checkpoint
+    from puffer.trainer.pretrain import build_model, get_batch, make_optimizer, train_step
+    from puffer.trainer.reward_model import RewardModel
+    from puffer.trainer.rlhf import train_rlhf
+    config = load_config("text", {"train.log_interval": float("inf"), "rlhf.updates": 8, **(overrides or {})})
+    torch.set_num_threads(config["train"]["torch_threads"])
+    tokenizer, train_tokens, _ = load_corpus_tokens()
+    model = build_model(config, tokenizer.vocab_size)
+    args = as_namespace(config).pretrain
+    optimizer, rng = make_optimizer(model, args), np.random.default_rng(0)
+    batches = [get_batch(train_tokens, args.batch_size, model.block_size, rng) for _ in range(pretrain_iters + 2)]
+    for batch in batches[:2]:  # warm-up
+        train_step(model, optimizer, batch)
+    start = time.perf_counter()
+    for batch in batches[2:]:
+        train_step(model, optimizer, batch)
+    pretrain_rate = pretrain_iters * args.batch_size * model.block_size / (time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as run_dir:
+        init = Path(run_dir) / "gpt.pt"
+        save_checkpoint(init, {"kind": "gpt", "config": config, "gpt": model.state_dict(), "vocab": tokenizer.chars})
+        reward_model = RewardModel(build_model(config, tokenizer.vocab_size))
+        history = train_rlhf(config, Path(run_dir) / "rlhf", init, reward_model, tokenizer, live=False)["history"]
+    # The first update's rate includes the warm-up; the rest are steady.
+    first, last = history[0], history[-1]
+    ppo_rate = (last["global_step"] - first["global_step"]) / (last["wall_time"] - first["wall_time"])
+    print_fn(f"text, PPO against a reward model: {ppo_rate:,.0f} characters/s written and learnt from "
+             f"({config['rlhf']['batch_size']} episodes of {config['rlhf']['prompt_len']} + "
+             f"{config['rlhf']['gen_len']} characters an update, {config['rlhf']['update_epochs']} epochs)\n"
+             f"  pretraining the same GPT: {pretrain_rate:,.0f} characters/s; PPO / pretraining = "
+             f"{ppo_rate / pretrain_rate:.3f}")
+    return {"ppo_chars_per_second": ppo_rate, "pretrain_chars_per_second": pretrain_rate,
+            "ratio": ppo_rate / pretrain_rate}

@@ -71,6 +71,9 @@ def cmd_train(argv):
     parser.add_argument("--online", action="store_true", help="--algo dt: learn from its own rollouts")
     parser.add_argument("--prefs", metavar="FILE", help="--algo rm: a preference file of labelled pairs "
                                                         "(JSON lines); --init starts from a pretrained model")
+    parser.add_argument("--reward-model", metavar="RM", help="text: PPO of the --init GPT against this reward "
+                                                             "model (puffer train text --algo rm) with a KL "
+                                                             "penalty to the --init model ([rlhf] keys)")
     args, rest = parser.parse_known_args(argv)
     help_asked = "-h" in argv or "--help" in argv
     if args.env is None or help_asked:
@@ -91,6 +94,8 @@ def cmd_train(argv):
         raise ValueError("--algo rm trains from --prefs FILE, and --prefs is for --algo rm only")
     if args.algo == "rm":
         return train_rm(args, overrides)
+    if args.reward_model or (args.resume and is_rlhf_run(args.resume)):
+        return train_rlhf(args, overrides)
     if args.algo == "dt":
         return train_dt(args, overrides)
     if args.data or args.online:
@@ -161,6 +166,47 @@ def train_rm(args, overrides):
     print(f"  checkpoint: {summary['checkpoint']}")
 
 
+def is_rlhf_run(path):
+    from puffer.trainer.checkpoint import load_checkpoint
+    return load_checkpoint(path).get("kind") == "rlhf"
+
+
+def train_rlhf(args, overrides):
+    """puffer train text --init GPT --reward-model RM, or --resume of such a run."""
+    from puffer.trainer.checkpoint import load_checkpoint
+    from puffer.trainer.reward_model import load_reward_model
+    from puffer.trainer.rlhf import train_rlhf as train
+    if args.env != "text" or args.algo != "ppo" or args.data or args.online:
+        raise ValueError("--reward-model is for PPO on the text env: puffer train text --init GPT --reward-model RM")
+    if args.resume:
+        if args.config or args.init:
+            raise ValueError("--resume goes on with the run's config, --init and reward model; it takes no "
+                             "--config or --init")
+        saved = load_checkpoint(args.resume)
+        config, init = saved["config"], saved["init"]
+        reward_model_path = args.reward_model or saved["reward_model"]
+        for dotted, value in overrides.items():
+            set_key(config, dotted, value, "the command line")
+        resume = Path(args.resume)
+        run_dir = Path(args.run_dir) if args.run_dir else (resume if resume.is_dir() else resume.parent)
+    else:
+        if not args.init:
+            raise ValueError("--reward-model fine-tunes a pretrained GPT: give it with --init (puffer pretrain text)")
+        config, init, reward_model_path, resume = load_config("text", overrides, args.config), args.init, \
+            args.reward_model, None
+        run_dir = Path(args.run_dir or f"runs/text-rlhf-{time.strftime('%Y%m%d-%H%M%S')}")
+    reward_model, reward_tokenizer = load_reward_model(reward_model_path)
+    print_samples("before training (the --init model)", init)
+    summary = train(config, run_dir, init, reward_model, reward_tokenizer, reward_model_path=reward_model_path,
+                    resume=resume)
+    print_samples("after training", summary["checkpoint"])
+    last = summary["history"][-1] if summary["history"] else {}
+    print(f"\nfine-tuned against {reward_model_path}: {summary['seconds']:.1f} s; last update: reward-model "
+          f"score {fmt(last.get('rm_score'))}, judge score {fmt(last.get('judge_score'))}, "
+          f"KL {fmt(last.get('kl'))} nats a character")
+    print(f"  checkpoint: {summary['checkpoint']}")
+
+
 def print_dt_evaluation(results):
     for r in results:
         print(f"  target {r['target']:g}: achieved {r['mean_return']:.3f} ± {r['std_return']:.3f}, "
@@ -225,7 +271,18 @@ def cmd_eval(argv):
     parser.add_argument("--render", choices=["gif", "ansi"],
                         help="also show the first env's episode: an animated GIF, or text frames here")
     parser.add_argument("--out", help="where --render gif writes (default: ENV.gif beside the checkpoint)")
+    parser.add_argument("--judge", help="text: the win rate of the checkpoint's samples against --against's "
+                                        "under this scripted judge (puffer.judges), on held-out prompts")
+    parser.add_argument("--against", metavar="GPT", help="--judge: the model to beat (the pretrained one)")
+    parser.add_argument("--prompts", type=int, default=500, help="--judge: held-out prompts compared")
+    parser.add_argument("--prompt-len", type=int, default=32, help="--judge: characters of each prompt")
+    parser.add_argument("--gen-len", type=int, default=32, help="--judge: characters each model writes")
     args = parser.parse_args(argv)
+    if (args.judge is None) != (args.against is None):
+        raise ValueError("--judge and --against go together: puffer eval text --checkpoint RUN --judge NAME "
+                         "--against PRETRAINED")
+    if args.judge:
+        return print_win_rate(args)
     if args.render and args.target:
         raise ValueError("--render shows a PPO checkpoint's episode; it does not take --target")
     if args.target:
@@ -243,6 +300,26 @@ def cmd_eval(argv):
     print(f"{args.env}: {result['episodes']} episodes ({'sampled' if args.sample else 'greedy'}): "
           f"mean return {result['mean_return']:.3f} ± {result['std_return']:.3f}, "
           f"mean length {result['mean_length']:.1f}, score {fmt(result['score'])}")
+
+
+def print_win_rate(args):
+    from puffer.judges import get_judge
+    from puffer.tokenizer import load_corpus_tokens
+    from puffer.trainer.pretrain import load_language_model
+    from puffer.trainer.rlhf import win_rate
+    if args.env != "text":
+        raise ValueError(f"--judge compares text models: puffer eval text ..., not {args.env}")
+    judge = get_judge(args.judge)
+    model, _ = load_language_model(args.checkpoint)
+    baseline, _ = load_language_model(args.against)
+    _, _, held_out = load_corpus_tokens()
+    result = win_rate(model, baseline, judge, held_out, args.prompts, args.prompt_len, args.gen_len, args.seed)
+    for prompt, text, other in result["samples"][:3]:
+        print(f"--- prompt ---\n{prompt}\n--- {args.checkpoint} ---\n{text}\n--- {args.against} ---\n{other}\n")
+    print(f"win rate under the {args.judge} judge against {args.against}: {result['win_rate']:.1%} "
+          f"(95% CI {result['low']:.1%} to {result['high']:.1%}; {result['wins']} wins, {result['ties']} ties, "
+          f"{result['losses']} losses on {args.prompts} held-out prompts); KL to it "
+          f"{result['kl']:.3f} nats a character")
 
 
 def show_episode(args, result):
@@ -444,8 +521,9 @@ def cmd_pretrain(argv):
     from puffer.trainer.pretrain import pretrain
     run_dir = Path(args.run_dir or f"runs/pretrain-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}")
     summary = pretrain(config, run_dir)
-    print(f"\nbest validation loss {summary['val_loss']:.4f} after {summary['seconds']:.0f} s; "
-          f"{summary['parameters']:,} parameters; checkpoint: {summary['checkpoint']}")
+    print(f"\nbest validation loss {summary['val_loss']:.4f} after {summary['seconds']:.0f} s "
+          f"({summary['tokens_per_second']:,.0f} tokens/s); {summary['parameters']:,} parameters; "
+          f"checkpoint: {summary['checkpoint']}")
 
 
 def cmd_sample(argv):
@@ -498,7 +576,10 @@ def preference_parser(prog, description):
                                       "to go on where it stopped (default: prefs.jsonl in the checkpoint's folder)")
     parser.add_argument("--seed", type=int, default=0, help="pair i of a seed is always the same prompt and "
                                                             "continuations; keep it when resuming")
-    parser.add_argument("--gen-len", type=int, default=64, help="characters in each continuation")
+    parser.add_argument("--prompt-len", type=int, default=32, help="characters in each prompt")
+    parser.add_argument("--gen-len", type=int, default=32, help="characters in each continuation: with the "
+                                                                "prompt, the episodes of rlhf.prompt_len + "
+                                                                "rlhf.gen_len that PPO against the reward model plays")
     return parser
 
 
@@ -513,7 +594,7 @@ def open_preferences(args, labeller, stop=None):
     records = read_preferences(out) if out.exists() else []
     model, tokenizer = load_language_model(checkpoint)
     _, _, held_out = load_corpus_tokens()  # prompts the model was not trained on
-    pairs = sample_pairs(model, tokenizer, held_out, model.block_size, args.gen_len, args.seed,
+    pairs = sample_pairs(model, tokenizer, held_out, args.prompt_len, args.gen_len, args.seed,
                          next_pair(records, labeller), stop)
     return pairs, out, records
 

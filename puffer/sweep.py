@@ -17,7 +17,9 @@ the Pareto front: no trial on it is beaten on both.
   command continues the sweep. One sweep at a time holds a study (a lock file
   beside the database): what it finds still running is what a killed sweep
   left, and is marked failed.
-- Trials run in parallel, `jobs` worker processes over the same study.
+- Trials run in parallel, `jobs` worker processes over the same study. A
+  queued trial (the baseline) goes to one of them: they claim it under a
+  second lock file, as SQLite has no row locks.
 - A new study's first trial is the config as it stands (each swept key's
   own value, where it lies in the space), so the front shows the gain.
 """
@@ -155,8 +157,11 @@ def open_storage(url, create):
     for attempt in range(3):
         try:
             # Parallel workers write to one file: wait for SQLite's lock rather than fail on it.
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if path else None,
-                                              skip_table_creation=not create)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if path else None,
+                                                 skip_table_creation=not create)
+            if path:
+                storage.set_trial_state_values = claims_one_at_a_time(storage.set_trial_state_values, path)
+            return storage
         except sqlalchemy.exc.IntegrityError as error:
             # Every opener stamps a new file's schema version; two at once (a sweep
             # starting, a --show) collide on it, and a second try finds it stamped.
@@ -166,6 +171,25 @@ def open_storage(url, create):
             last_error = error
             break
     raise ValueError(f"{url} is not a readable Optuna study database: {last_error}") from None
+
+
+def claims_one_at_a_time(set_trial_state_values, path):
+    """The storage's set_trial_state_values, with the claim of a queued trial
+    (WAITING to RUNNING) made under an exclusive lock on FILE.queue.lock.
+    Optuna claims one by reading that it is still WAITING, then writing
+    RUNNING, and relies on a row lock (SELECT ... FOR UPDATE) that SQLite
+    ignores: two workers could both read WAITING and both run the trial, and
+    the second to finish would die on "Cannot tell a COMPLETE trial". Other
+    state changes are the trial's own worker's, and need no lock."""
+    from optuna.trial import TrialState
+
+    def set_state(trial_id, state, values=None):
+        if state != TrialState.RUNNING:
+            return set_trial_state_values(trial_id, state, values)
+        with open(f"{path}.queue.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # until it closes, after the claim's commit
+            return set_trial_state_values(trial_id, state, values)
+    return set_state
 
 
 def load_study(url, study_name=None, sampler=None):

@@ -6,6 +6,17 @@ import os
 import pytest
 
 
+@pytest.fixture(scope="session")
+def tiny_gpt(tmp_path_factory):
+    """The run directory of a tiny GPT's pretraining (tests/tiny_gpt.py)."""
+    from puffer.config import load_config
+    from puffer.trainer.pretrain import pretrain
+    from tiny_gpt import TINY_PRETRAIN
+    run_dir = tmp_path_factory.mktemp("tiny-gpt")
+    pretrain(load_config("text", TINY_PRETRAIN), run_dir, print_fn=lambda line: None)
+    return run_dir
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped where there is none")
 

@@ -192,6 +192,17 @@ def test_bench_training_reports_mfu():
     assert sum(metrics[k] for k in ("env", "inference", "copies", "learning")) == pytest.approx(1.0)
 
 
+def test_bench_text_training_prints_ppo_and_pretraining_rates_and_their_ratio():
+    from tiny_gpt import TINY
+    lines = []
+    result = bench.bench_training("text", {**TINY, "rlhf.prompt_len": 8, "rlhf.gen_len": 8, "rlhf.batch_size": 8,
+                                           "rlhf.minibatch_size": 4, "rlhf.updates": 3, "pretrain.batch_size": 8,
+                                           "train.torch_threads": 1}, print_fn=lines.append)
+    assert result["ppo_chars_per_second"] > 0 and result["pretrain_chars_per_second"] > 0
+    assert result["ratio"] == pytest.approx(result["ppo_chars_per_second"] / result["pretrain_chars_per_second"])
+    assert f"PPO / pretraining = {result['ratio']:.3f}" in lines[0]
+
+
 def test_pufferlib_vector_reference_steps_our_env():
     pytest.importorskip("pufferlib.vector", reason="needs the optional pufferlib-core")
     result = bench.bench_reference("light_button", "pufferlib", num_envs=16, seconds=0.05)

@@ -1,10 +1,10 @@
-"""The GPT: causal masking, weight tying, generation, and as a PPO policy."""
+"""The GPT: causal masking, weight tying, generation, its key/value cache, and as a PPO policy."""
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
 
-from puffer.models.gpt import GPT, GPTPolicy
+from puffer.models.gpt import GPT, GPTPolicy, KVCache
 
 
 @pytest.fixture
@@ -41,6 +41,33 @@ def test_generate_appends_tokens_and_checks_arguments(model):
         model.generate(torch.zeros((1, 1), dtype=torch.long), 1, temperature=0)
     with pytest.raises(ValueError, match="block size"):
         model(torch.zeros((1, 33), dtype=torch.long))
+
+
+def test_the_cache_gives_the_logits_of_a_whole_pass_whatever_the_chunks(model):
+    idx = torch.randint(0, 65, (3, 32))
+    whole = model.lm_head(model.hidden(idx))
+    cache = KVCache(model, 3)
+    chunks = [idx[:, :12], *idx[:, 12:20].split(1, dim=1), idx[:, 20:27], idx[:, 27:]]  # prefill, steps, chunks
+    cached = torch.cat([model.lm_head(model.hidden(chunk, cache)) for chunk in chunks], dim=1)
+    assert cache.length == 32
+    torch.testing.assert_close(cached, whole, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="longer than the block size 32"):
+        model.hidden(idx[:, :1], cache)
+
+
+def test_cached_generation_equals_uncached_generation(model):
+    prompts = torch.randint(0, 65, (8, 10))
+    torch.manual_seed(3)
+    cached = model.generate(prompts, 22)
+    torch.manual_seed(3)
+    uncached = model.generate(prompts, 22, use_cache=False)
+    assert torch.equal(cached, uncached)
+    # Past the block there is no exact cache: both re-read the last block_size tokens.
+    torch.manual_seed(3)
+    long = model.generate(prompts, 40)
+    torch.manual_seed(3)
+    assert torch.equal(long, model.generate(prompts, 40, use_cache=False))
+    assert torch.equal(long[:, :32], cached)
 
 
 def test_policy_reads_token_observations():

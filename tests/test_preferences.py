@@ -9,17 +9,10 @@ import numpy as np
 import pytest
 
 from puffer.cli import main
-from puffer.config import load_config
 from puffer.judges import JUDGES, choose, fluency, get_judge, verse
 from puffer.preferences import append_preference, comparisons, read_preferences, sample_pair
 from puffer.tokenizer import load_corpus_tokens
-from puffer.trainer.pretrain import load_language_model, pretrain
-
-# A barely trained GPT: these tests need its sampling, not its quality.
-TINY = {"policy.type": "gpt", "policy.hidden_size": 32, "policy.num_layers": 1, "policy.num_heads": 2,
-        "env.context": 16, "env.prompt_len": 16, "pretrain.batch_size": 32, "pretrain.max_iters": 20,
-        "pretrain.eval_interval": 20, "pretrain.eval_iters": 2, "pretrain.warmup_iters": 5,
-        "pretrain.learning_rate": 3e-3, "pretrain.sample_len": 8}
+from puffer.trainer.pretrain import load_language_model
 
 
 def record(pair=0, choice="first", **changes):
@@ -28,10 +21,8 @@ def record(pair=0, choice="first", **changes):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("pretrain")
-    pretrain(load_config("text", TINY), run_dir, print_fn=lambda line: None)
-    return run_dir
+def checkpoint(tiny_gpt):
+    return tiny_gpt
 
 
 def test_records_round_trip(tmp_path):

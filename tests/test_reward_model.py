@@ -13,12 +13,10 @@ import torch
 from puffer.cli import main
 from puffer.config import load_config
 from puffer.tokenizer import CharTokenizer, load_corpus_tokens
-from puffer.trainer.pretrain import pretrain
 from puffer.trainer.reward_model import (RewardModel, encode, initial_model, load_reward_model,
                                          preference_loss, score, train_reward_model, win_probability)
+from tiny_gpt import TINY
 
-TINY = {"policy.type": "gpt", "policy.hidden_size": 32, "policy.num_layers": 1, "policy.num_heads": 2,
-        "env.context": 16, "env.prompt_len": 16}
 FAST_RM = {"reward_model.learning_rate": 3e-3, "reward_model.epochs": 4, "reward_model.batch_size": 16,
            "reward_model.holdout": 0.2}
 MARKER = "$"  # rare in the corpus: the planted taste is "a continuation with a $ wins"
@@ -60,12 +58,8 @@ def trained(prefs, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    overrides = {**TINY, "pretrain.batch_size": 32, "pretrain.max_iters": 30, "pretrain.eval_interval": 30,
-                 "pretrain.eval_iters": 2, "pretrain.warmup_iters": 5, "pretrain.learning_rate": 3e-3,
-                 "pretrain.sample_len": 10}
-    return pretrain(load_config("text", overrides), tmp_path_factory.mktemp("pretrain"),
-                    print_fn=lambda line: None)["checkpoint"]
+def pretrained(tiny_gpt):
+    return str(tiny_gpt / "checkpoint.pt")
 
 
 def test_the_reward_model_learns_a_planted_preference(trained):

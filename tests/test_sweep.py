@@ -133,6 +133,31 @@ def test_opening_a_new_study_file_survives_another_process_stamping_it_at_once(t
     assert isinstance(sweep.open_storage(url, create=True), real) and len(calls) == 2
 
 
+def test_a_queued_trial_goes_to_one_of_two_workers_claiming_it_at_once(tmp_path):
+    # Worker b claims the baseline between worker a's read of it as WAITING and
+    # a's write of RUNNING: without the claim lock both run it, and the second
+    # to tell it dies on "Cannot tell a COMPLETE trial".
+    import threading
+
+    import sqlalchemy
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(study_name="s", storage=sweep.open_storage(url, create=True)).enqueue_trial({"x": 1.0})
+    a, b = (sweep.load_study(url) for _ in range(2))
+    claims = {}
+    b_claims = threading.Thread(target=lambda: claims.update(b=b._pop_waiting_trial_id()))
+
+    def b_claims_first(connection, cursor, statement, *args):
+        if statement.startswith("UPDATE trials") and b_claims.ident is None:
+            b_claims.start()
+            b_claims.join(timeout=0.5)  # done at once unless it waits for a's claim
+
+    sqlalchemy.event.listen(a._storage._backend.engine, "before_cursor_execute", b_claims_first)
+    claims["a"] = a._pop_waiting_trial_id()
+    b_claims.join()
+    [trial] = a.get_trials()
+    assert claims == {"a": trial._trial_id, "b": None} and trial.state == TrialState.RUNNING
+
+
 def test_a_study_is_run_by_one_sweep_at_a_time(tmp_path):
     db = tmp_path / "study.db"
     lock = sweep.StudyLock(db)

@@ -30,11 +30,14 @@ def get_batch(tokens, batch_size, block_size, rng):
     return windows[:, :-1], windows[:, 1:]
 
 
-def learning_rate(args, iteration):
-    """Linear warm-up, then cosine decay to min_learning_rate at max_iters."""
+def learning_rate(args, iteration, elapsed):
+    """Linear warm-up, then cosine decay to min_learning_rate when the first
+    budget runs out, max_iters or max_seconds: on a machine too slow for
+    max_iters the rate has decayed all the same when time is up."""
     if iteration < args.warmup_iters:
         return args.learning_rate * (iteration + 1) / args.warmup_iters
-    progress = min(1.0, (iteration - args.warmup_iters) / max(1, args.max_iters - args.warmup_iters))
+    progress = min(1.0, max((iteration - args.warmup_iters) / max(1, args.max_iters - args.warmup_iters),
+                            elapsed / args.max_seconds))
     return args.min_learning_rate + 0.5 * (1 + math.cos(math.pi * progress)) * (args.learning_rate - args.min_learning_rate)
 
 
@@ -45,6 +48,20 @@ def estimate_loss(model, tokens, args, rng):
               for _ in range(args.eval_iters)]
     model.train()
     return float(np.mean(losses))
+
+
+def make_optimizer(model, args):
+    return torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.99),
+                             weight_decay=args.weight_decay)
+
+
+def train_step(model, optimizer, batch):
+    """One gradient step of next-character prediction on (inputs, targets)."""
+    _, loss = model(*batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
 
 
 def pretrain(config, run_dir, print_fn=print):
@@ -58,8 +75,7 @@ def pretrain(config, run_dir, print_fn=print):
     torch.set_num_threads(config["train"]["torch_threads"])
     tokenizer, train_tokens, val_tokens = load_corpus_tokens()
     model = build_model(config, tokenizer.vocab_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.99),
-                                  weight_decay=args.weight_decay)
+    optimizer = make_optimizer(model, args)
     print_fn(f"GPT of {model.num_parameters():,} parameters; {len(train_tokens):,} training and "
              f"{len(val_tokens):,} validation characters")
     path = run_dir / CHECKPOINT_NAME
@@ -71,8 +87,11 @@ def pretrain(config, run_dir, print_fn=print):
         if iteration % args.eval_interval == 0 or last:
             val_loss = estimate_loss(model, val_tokens, args, rng)
             train_loss = estimate_loss(model, train_tokens, args, rng)
-            history.append({"iter": iteration, "seconds": elapsed, "train_loss": train_loss, "val_loss": val_loss})
-            print_fn(f"iter {iteration}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, {elapsed:.0f} s")
+            tokens_per_second = iteration * args.batch_size * model.block_size / max(elapsed, 1e-9)
+            history.append({"iter": iteration, "seconds": elapsed, "train_loss": train_loss, "val_loss": val_loss,
+                             "tokens_per_second": tokens_per_second})
+            print_fn(f"iter {iteration}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, {elapsed:.0f} s, "
+                     f"{tokens_per_second:,.0f} tokens/s")
             print_fn("  sample: " + repr(sample(model, tokenizer, "\n", args.sample_len)))
             if val_loss < best:
                 best = val_loss
@@ -81,14 +100,10 @@ def pretrain(config, run_dir, print_fn=print):
         if last:
             break
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(args, iteration)
-        _, loss = model(*get_batch(train_tokens, args.batch_size, model.block_size, rng))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+            group["lr"] = learning_rate(args, iteration, elapsed)
+        train_step(model, optimizer, get_batch(train_tokens, args.batch_size, model.block_size, rng))
     return {"val_loss": best, "parameters": model.num_parameters(), "checkpoint": str(path),
-            "seconds": time.perf_counter() - start, "history": history}
+            "seconds": time.perf_counter() - start, "tokens_per_second": tokens_per_second, "history": history}
 
 
 def sample(model, tokenizer, prompt, length, temperature=1.0, top_k=None):
