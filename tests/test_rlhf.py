@@ -128,6 +128,8 @@ def test_win_rate_of_a_model_against_itself_is_a_coin_toss(tiny_gpt):
     assert abs(result["kl"]) < 1e-6  # the same model: log-ratio 0 on every character
     prompt, text, other = result["samples"][0]
     assert len(prompt) == 8 and len(text) == len(other) == 8
+    with pytest.raises(ValueError, match="must fit in both models' blocks \\(16, 16\\), got 0 \\+ 8"):
+        win_rate(model, model, fluency, held_out, 20, 0, 8, seed=0)
 
 
 def fresh_reward_model(path, tokenizer):
@@ -159,6 +161,7 @@ def test_cli_fine_tunes_resumes_and_evaluates(tiny_gpt, tokenizer, tmp_path, cap
     (["train", "text", "--reward-model", "rm.pt"], "give it with --init"),
     (["train", "cartpole", "--init", "x", "--reward-model", "rm.pt"], "is for PPO on the text env"),
     (["eval", "text", "--checkpoint", "x", "--judge", "fluency"], "--judge and --against go together"),
+    (["eval", "cartpole", "--checkpoint", "x", "--judge", "fluency", "--against", "y"], "compares text models"),
 ])
 def test_cli_errors(argv, message):
     with pytest.raises(SystemExit, match=re.escape(message)):

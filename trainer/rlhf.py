@@ -296,9 +296,9 @@ def win_rate(model, baseline, judge, prompt_tokens, prompts, prompt_len, gen_len
     the (prompt, model text, baseline text) triples."""
     if prompts < 2:
         raise ValueError(f"a win rate with a confidence interval needs at least 2 prompts, got {prompts}")
-    if prompt_len + gen_len > min(model.block_size, baseline.block_size):
-        raise ValueError(f"prompt_len + gen_len = {prompt_len + gen_len} must fit in both models' blocks "
-                         f"({model.block_size}, {baseline.block_size})")
+    if prompt_len < 1 or gen_len < 1 or prompt_len + gen_len > min(model.block_size, baseline.block_size):
+        raise ValueError(f"prompt_len + gen_len (both at least 1) must fit in both models' blocks "
+                         f"({model.block_size}, {baseline.block_size}), got {prompt_len} + {gen_len}")
     from puffer.tokenizer import CharTokenizer
     tokenizer = CharTokenizer.from_corpus()
     rng = np.random.default_rng(seed)
