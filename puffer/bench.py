@@ -383,6 +383,9 @@ def bench_text_training(overrides=None, print_fn=print, pretrain_iters=20):
     from puffer.trainer.reward_model import RewardModel
     from puffer.trainer.rlhf import train_rlhf
     config = load_config("text", {"train.log_interval": float("inf"), "rlhf.updates": 8, **(overrides or {})})
+    if config["rlhf"]["updates"] < 2:
+        raise ValueError(f"puffer bench text --train times rlhf.updates after the first (its warm-up): "
+                         f"it needs at least 2, got {config['rlhf']['updates']}")
     torch.set_num_threads(config["train"]["torch_threads"])
     tokenizer, train_tokens, _ = load_corpus_tokens()
     model = build_model(config, tokenizer.vocab_size)

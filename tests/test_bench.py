@@ -201,6 +201,8 @@ def test_bench_text_training_prints_ppo_and_pretraining_rates_and_their_ratio():
     assert result["ppo_chars_per_second"] > 0 and result["pretrain_chars_per_second"] > 0
     assert result["ratio"] == pytest.approx(result["ppo_chars_per_second"] / result["pretrain_chars_per_second"])
     assert f"PPO / pretraining = {result['ratio']:.3f}" in lines[0]
+    with pytest.raises(ValueError, match="needs at least 2, got 1"):
+        bench.bench_training("text", {"rlhf.updates": 1})
 
 
 def test_pufferlib_vector_reference_steps_our_env():
