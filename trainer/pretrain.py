@@ -119,8 +119,12 @@ def sample(model, tokenizer, prompt, length, temperature=1.0, top_k=None):
 def load_language_model(path):
     """The GPT and tokenizer of a pretrain checkpoint, or of the policy of a
     PPO checkpoint of a text env."""
+    return language_model(load_checkpoint(path), path)
+
+
+def language_model(saved, path):
+    """load_language_model of the checkpoint `saved`, already read from `path`."""
     from puffer.tokenizer import CharTokenizer
-    saved = load_checkpoint(path)
     config = saved["config"]
     if "gpt" in saved:
         weights = saved["gpt"]

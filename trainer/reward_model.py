@@ -17,7 +17,7 @@ from puffer import preferences
 from puffer.config import as_namespace
 from puffer.tokenizer import CharTokenizer
 from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from puffer.trainer.pretrain import build_model, load_language_model
+from puffer.trainer.pretrain import build_model, language_model
 
 # A comparison's choice as the probability that "first" is preferred.
 TARGETS = {"first": 1.0, "second": 0.0, "tie": 0.5}
@@ -108,9 +108,9 @@ def initial_model(config, init, vocab_size):
     --init language model's architecture and weights, or a fresh [policy] GPT."""
     if init is None:
         return RewardModel(build_model(config, vocab_size)), config
-    gpt, _ = load_language_model(init)
-    init_config = load_checkpoint(init)["config"]
-    return RewardModel(gpt), {**config, "policy": init_config["policy"], "env": init_config["env"]}
+    saved = load_checkpoint(init)
+    gpt, _ = language_model(saved, init)
+    return RewardModel(gpt), {**config, "policy": saved["config"]["policy"], "env": saved["config"]["env"]}
 
 
 @torch.no_grad()

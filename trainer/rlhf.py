@@ -34,7 +34,7 @@ from puffer.models.gpt import GPTPolicy, KVCache
 from puffer.tokenizer import load_corpus_tokens
 from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from puffer.trainer.dashboard import Dashboard
-from puffer.trainer.pretrain import load_language_model
+from puffer.trainer.pretrain import language_model
 
 SECTIONS = {
     "progress": ["global_step", "update", "wall_time", "sps"],
@@ -104,16 +104,22 @@ def collect(policy, prompts, gen_len):
     return texts, logprobs, values
 
 
+def written_hidden(gpt, texts, prompt_len):
+    """One forward pass over whole texts [B, P + G]: the hidden states [B, G,
+    C] that predict each written character (position P - 1 + t predicts
+    character t), as collect's cached steps saw them."""
+    return gpt.hidden(texts[:, :-1])[:, prompt_len - 1:]
+
+
 def sequence_outputs(policy, texts, prompt_len):
-    """One forward pass over whole texts [B, P + G]: the logits [B, G, vocab]
-    and values [B, G] at each written character, as collect saw them."""
-    hidden = policy.gpt.hidden(texts[:, :-1])[:, prompt_len - 1:]
+    """The logits [B, G, vocab] and values [B, G] at each written character, in one pass."""
+    hidden = written_hidden(policy.gpt, texts, prompt_len)
     return policy.gpt.lm_head(hidden), policy.critic(hidden.detach()).squeeze(-1)
 
 
 def character_logprobs(gpt, texts, prompt_len):
     """log P(each written character) [B, G] under the language model `gpt`, in one pass."""
-    logits = gpt.lm_head(gpt.hidden(texts[:, :-1])[:, prompt_len - 1:])
+    logits = gpt.lm_head(written_hidden(gpt, texts, prompt_len))
     return torch.log_softmax(logits, -1).gather(-1, texts[:, prompt_len:, None]).squeeze(-1)
 
 
@@ -185,12 +191,10 @@ def adapt_kl_coef(kl_coef, kl, target_kl, episodes, horizon):
 
 
 def check_rlhf_args(args, gpt, reward_tokenizer, tokenizer):
-    if args.prompt_len < 1 or args.gen_len < 1 or args.prompt_len + args.gen_len > gpt.block_size:
-        raise ValueError(f"rlhf.prompt_len + rlhf.gen_len (both at least 1) must fit in the GPT's block of "
+    # The counts' lower bounds are the config's (puffer.config.RANGES); the block is the --init model's.
+    if args.prompt_len + args.gen_len > gpt.block_size:
+        raise ValueError(f"rlhf.prompt_len + rlhf.gen_len must fit in the GPT's block of "
                          f"{gpt.block_size} characters, got {args.prompt_len} + {args.gen_len}")
-    if min(args.updates, args.batch_size, args.minibatch_size, args.update_epochs) < 1:
-        raise ValueError("rlhf.updates, rlhf.batch_size, rlhf.minibatch_size and rlhf.update_epochs must be "
-                         "at least 1")
     if reward_tokenizer is not None and reward_tokenizer.chars != tokenizer.chars:
         raise ValueError("the reward model's vocabulary is not the policy's: it was trained on another corpus")
 
@@ -204,9 +208,11 @@ def train_rlhf(config, run_dir, init, reward_model, reward_tokenizer=None, rewar
     checkpoint of this run to go on from. Returns a summary."""
     args = as_namespace(config).rlhf
     train_args = config["train"]
+    reward_model_path = None if reward_model_path is None else str(reward_model_path)
     torch.set_num_threads(train_args["torch_threads"])
     judge = get_judge(args.judge)
-    reference, tokenizer = load_language_model(init)
+    init_saved = load_checkpoint(init)
+    reference, tokenizer = language_model(init_saved, init)
     check_rlhf_args(args, reference, reward_tokenizer, tokenizer)
     reference.requires_grad_(False)
     reward_model.eval().requires_grad_(False)
@@ -217,7 +223,7 @@ def train_rlhf(config, run_dir, init, reward_model, reward_tokenizer=None, rewar
     _, train_tokens, _ = load_corpus_tokens()
     rng = np.random.default_rng(train_args["seed"])
     moments, kl_coef, start_update = RunningMoments(), args.kl_coef, 0
-    init_config = load_checkpoint(init)["config"]
+    init_config = init_saved["config"]
     config = {**config, "policy": init_config["policy"], "env": init_config["env"]}  # rebuilds this GPT
     if resume is not None:
         saved = load_checkpoint(resume)
@@ -232,7 +238,7 @@ def train_rlhf(config, run_dir, init, reward_model, reward_tokenizer=None, rewar
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps({"algo": "rlhf", "init": str(init),
-                                                    "reward_model": reward_model_path and str(reward_model_path),
+                                                    "reward_model": reward_model_path,
                                                     **config}, indent=2))
     dashboard = Dashboard(f"puffer rlhf: text, {args.updates} updates", run_dir / "metrics.jsonl", live=live,
                           sections=SECTIONS, logger=train_args["logger"], config=config)
@@ -242,7 +248,7 @@ def train_rlhf(config, run_dir, init, reward_model, reward_tokenizer=None, rewar
 
     def save(update_index):
         save_checkpoint(path, {"kind": "rlhf", "env_name": "text", "config": config, "init": str(init),
-                               "reward_model": None if reward_model_path is None else str(reward_model_path),
+                               "reward_model": reward_model_path,
                                "policy": policy.state_dict(), "optimizer": optimizer.state_dict(),
                                "moments": moments.state_dict(), "kl_coef": kl_coef, "update": update_index,
                                "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
