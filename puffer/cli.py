@@ -94,23 +94,21 @@ def cmd_train(argv):
         raise ValueError("--algo rm trains from --prefs FILE, and --prefs is for --algo rm only")
     if args.algo == "rm":
         return train_rm(args, overrides)
-    if args.reward_model or (args.resume and is_rlhf_run(args.resume)):
-        return train_rlhf(args, overrides)
+    resume = None
+    if args.resume and args.algo == "ppo":  # read once: its kind says which trainer goes on
+        from puffer.trainer.checkpoint import load_checkpoint
+        resume = load_checkpoint(args.resume, env_name=args.env)
+    if args.reward_model or (resume is not None and resume.get("kind") == "rlhf"):
+        return train_rlhf(args, overrides, resume)
     if args.algo == "dt":
         return train_dt(args, overrides)
     if args.data or args.online:
         raise ValueError("--data and --online are for --algo dt")
-    resume = None
-    if args.resume and args.config:
-        raise ValueError("--resume goes on with the checkpoint's config; --config is for a new run")
-    if args.resume:
-        from puffer.trainer.checkpoint import load_checkpoint
-        resume = Path(args.resume)
-        saved = load_checkpoint(resume, env_name=args.env)
-        config = saved["config"]
-        for dotted, value in overrides.items():  # parsed and checked against the saved config
-            set_key(config, dotted, value, "the command line")
-        run_dir = Path(args.run_dir) if args.run_dir else (resume if resume.is_dir() else resume.parent)
+    if resume is not None:
+        if args.config:
+            raise ValueError("--resume goes on with the checkpoint's config; --config is for a new run")
+        config = resumed_config(resume, overrides)
+        run_dir = resumed_run_dir(args)
     else:
         config = load_config(args.env, overrides, args.config)
         run_dir = Path(args.run_dir or f"runs/{args.env}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -166,34 +164,38 @@ def train_rm(args, overrides):
     print(f"  checkpoint: {summary['checkpoint']}")
 
 
-def is_rlhf_run(path):
-    from puffer.trainer.checkpoint import load_checkpoint
-    return load_checkpoint(path).get("kind") == "rlhf"
+def resumed_config(saved, overrides):
+    """The config of the checkpoint `saved`, with the command line's overrides."""
+    config = saved["config"]
+    for dotted, value in overrides.items():  # parsed and checked against the saved config
+        set_key(config, dotted, value, "the command line")
+    return config
 
 
-def train_rlhf(args, overrides):
-    """puffer train text --init GPT --reward-model RM, or --resume of such a run."""
-    from puffer.trainer.checkpoint import load_checkpoint
+def resumed_run_dir(args):
+    """--run-dir, or the run directory of the --resume checkpoint."""
+    resume = Path(args.resume)
+    return Path(args.run_dir) if args.run_dir else (resume if resume.is_dir() else resume.parent)
+
+
+def train_rlhf(args, overrides, resume):
+    """puffer train text --init GPT --reward-model RM, or --resume of such a
+    run (`resume`: its checkpoint, read)."""
     from puffer.trainer.reward_model import load_reward_model
     from puffer.trainer.rlhf import train_rlhf as train
     if args.env != "text" or args.algo != "ppo" or args.data or args.online:
         raise ValueError("--reward-model is for PPO on the text env: puffer train text --init GPT --reward-model RM")
-    if args.resume:
+    if resume is not None:
         if args.config or args.init:
             raise ValueError("--resume goes on with the run's config, --init and reward model; it takes no "
                              "--config or --init")
-        saved = load_checkpoint(args.resume)
-        config, init = saved["config"], saved["init"]
-        reward_model_path = args.reward_model or saved["reward_model"]
-        for dotted, value in overrides.items():
-            set_key(config, dotted, value, "the command line")
-        resume = Path(args.resume)
-        run_dir = Path(args.run_dir) if args.run_dir else (resume if resume.is_dir() else resume.parent)
+        config, init = resumed_config(resume, overrides), resume["init"]
+        reward_model_path = args.reward_model or resume["reward_model"]
+        run_dir = resumed_run_dir(args)
     else:
         if not args.init:
             raise ValueError("--reward-model fine-tunes a pretrained GPT: give it with --init (puffer pretrain text)")
-        config, init, reward_model_path, resume = load_config("text", overrides, args.config), args.init, \
-            args.reward_model, None
+        config, init, reward_model_path = load_config("text", overrides, args.config), args.init, args.reward_model
         run_dir = Path(args.run_dir or f"runs/text-rlhf-{time.strftime('%Y%m%d-%H%M%S')}")
     reward_model, reward_tokenizer = load_reward_model(reward_model_path)
     print_samples("before training (the --init model)", init)

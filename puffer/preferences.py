@@ -1,14 +1,14 @@
 """Preferences between two continuations of one prompt, for a reward model.
 
 The file is JSON lines, one record a line:
-    {"pair": 0, "prompt": "...", "first": "...", "second": "...",
+    {"pair": 0, "seed": 0, "prompt": "...", "first": "...", "second": "...",
      "model": "runs/pretrain-text", "choice": "first", "labeller": "human"}
 `choice` is one of CHOICES ("skip": shown, not judged); `labeller` is
 "human" or "judge:NAME" (puffer.judges). Each record goes to the file in one
 O_APPEND write, so a kill leaves at most a torn last line: the reader ignores
 it and the next append cuts it off. Pair i of a seed is the same prompt and
-continuations every time (`sample_pair`), so labelling resumes at
-`next_pair`.
+continuations of a model every time (`sample_pair`), so labelling resumes at
+`next_pair`, and a record names its seed and model to be drawn again.
 """
 import json
 import os
@@ -19,7 +19,8 @@ from puffer.trainer.checkpoint import fsync_folder
 
 CHOICES = ("first", "second", "tie", "skip")
 COMPARED = ("first", "second", "tie")  # the choices a reward model learns from
-FIELDS = {"pair": int, "prompt": str, "first": str, "second": str, "model": str, "choice": str, "labeller": str}
+FIELDS = {"pair": int, "seed": int, "prompt": str, "first": str, "second": str, "model": str, "choice": str,
+          "labeller": str}
 
 
 def check_record(record):
@@ -37,8 +38,9 @@ def check_record(record):
         value = record[key]
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ValueError(f"preference record's {key!r} must be {kind.__name__}, got {value!r}")
-    if record["pair"] < 0:
-        raise ValueError(f"preference record's 'pair' must be >= 0, got {record['pair']}")
+    for key in ("pair", "seed"):
+        if record[key] < 0:
+            raise ValueError(f"preference record's {key!r} must be >= 0, got {record[key]}")
     if record["choice"] not in CHOICES:
         raise ValueError(f"preference record's choice must be one of {', '.join(CHOICES)}, "
                          f"got {record['choice']!r}")
@@ -131,7 +133,7 @@ def sample_pair(model, tokenizer, prompt_tokens, index, prompt_len, gen_len, see
         out = model.generate(torch.from_numpy(prompt).repeat(2, 1), gen_len)
         model.train(was_training)
     first, second = (tokenizer.decode(row[prompt_len:].numpy()) for row in out)
-    return {"pair": index, "prompt": tokenizer.decode(prompt), "first": first, "second": second}
+    return {"pair": index, "seed": seed, "prompt": tokenizer.decode(prompt), "first": first, "second": second}
 
 
 def sample_pairs(model, tokenizer, prompt_tokens, prompt_len, gen_len, seed, start=0, stop=None):

@@ -27,7 +27,7 @@ def test_checkpoint_resume_continues_the_run(tmp_path):
     first = train("light_button", config, tmp_path, live=False)
     assert first["global_step"] == 4096
     config["train"]["total_steps"] = 8192
-    second = train("light_button", config, tmp_path, resume=tmp_path, live=False)
+    second = train("light_button", config, tmp_path, resume=load_checkpoint(tmp_path), live=False)
     assert second["global_step"] == 8192
     saved = load_checkpoint(tmp_path)
     assert saved["global_step"] == 8192 and saved["update"] == 8
@@ -95,7 +95,7 @@ def test_resume_keeps_the_kl_reference(tmp_path):
     config = load_config("light_button", {**overrides, "train.kl_coef": 0.5, "train.checkpoint_interval": 1})
     train("light_button", config, tmp_path / "tuned", init=init["checkpoint"], live=False)
     config["train"]["total_steps"] = 8192
-    train("light_button", config, tmp_path / "tuned", resume=tmp_path / "tuned", live=False)
+    train("light_button", config, tmp_path / "tuned", resume=load_checkpoint(tmp_path / "tuned"), live=False)
     reference = load_checkpoint(tmp_path / "tuned")["reference"]
     for name, weights in load_checkpoint(tmp_path / "init")["policy"].items():
         assert torch.equal(reference[name], weights), name
@@ -188,7 +188,7 @@ def test_resume_on_cuda_restores_both_random_states(tmp_path):
     saved = load_checkpoint(tmp_path)
     assert saved["torch_rng"].device.type == "cpu" and saved["cuda_rng"] is not None
     config["train"]["total_steps"] = 4096
-    assert train("light_button", config, tmp_path, resume=tmp_path, live=False)["global_step"] == 4096
+    assert train("light_button", config, tmp_path, resume=load_checkpoint(tmp_path), live=False)["global_step"] == 4096
 
 
 def test_adam_step_is_adams_own_step_exactly():

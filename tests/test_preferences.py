@@ -16,8 +16,8 @@ from puffer.trainer.pretrain import load_language_model
 
 
 def record(pair=0, choice="first", **changes):
-    return {"pair": pair, "prompt": "ROMEO:\n", "first": "O, she doth", "second": "zzq xj", "model": "runs/x",
-            "choice": choice, "labeller": "human", **changes}
+    return {"pair": pair, "seed": 0, "prompt": "ROMEO:\n", "first": "O, she doth", "second": "zzq xj",
+            "model": "runs/x", "choice": choice, "labeller": "human", **changes}
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,7 @@ def test_a_killed_appender_leaves_only_complete_records(tmp_path):
     ({"choice": "both"}, "choice must be one of first, second, tie, skip, got 'both'"),
     ({"choice": None}, "'choice' must be str"),
     ({"pair": "3"}, "'pair' must be int"),
+    ({"seed": -1}, "'seed' must be >= 0"),
     ({"labeller": "judge:"}, "labeller must be 'human' or 'judge:NAME'"),
     ({"chioce": "first"}, "unknown keys chioce"),
 ])
@@ -157,7 +158,8 @@ def test_prefs_writes_and_resumes(checkpoint, tmp_path, capsys):
     main(args + ["--pairs", "3"])
     first_run = read_preferences(out)
     assert [r["pair"] for r in first_run] == [0, 1, 2]
-    assert all(r["labeller"] == "judge:fluency" and r["model"] == str(checkpoint) for r in first_run)
+    assert all(r["labeller"] == "judge:fluency" and r["model"] == str(checkpoint) and r["seed"] == 0
+               for r in first_run)
     assert all(r["choice"] in ("first", "second", "tie") and len(r["first"]) == 12 for r in first_run)
     main(args + ["--pairs", "5"])
     records = read_preferences(out)

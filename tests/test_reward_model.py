@@ -36,9 +36,10 @@ def write_planted_preferences(path, pairs=300, seed=0):
             marked[rng.integers(0, 10)] = MARKER
             marked_first = rng.random() < 0.5
             first, second = ("".join(marked), plain) if marked_first else (plain, "".join(marked))
-            f.write(json.dumps({"pair": pair, "prompt": prompt, "first": first, "second": second, "model": "test",
-                                "choice": "first" if marked_first else "second", "labeller": "judge:planted"}) + "\n")
-        f.write(json.dumps({"pair": pairs, "prompt": "A", "first": "b", "second": "c", "model": "test",
+            f.write(json.dumps({"pair": pair, "seed": 0, "prompt": prompt, "first": first, "second": second,
+                                "model": "test", "choice": "first" if marked_first else "second",
+                                "labeller": "judge:planted"}) + "\n")
+        f.write(json.dumps({"pair": pairs, "seed": 0, "prompt": "A", "first": "b", "second": "c", "model": "test",
                             "choice": "skip", "labeller": "judge:planted"}) + "\n")
         f.write('{"pair": 999, "prompt": "A", "fir')  # torn: no trailing newline
     return path
@@ -120,8 +121,8 @@ def test_cli_trains_from_a_pretrained_model_and_prints_the_accuracy(prefs, pretr
 
 
 def record(pair, choice, first="b"):
-    return json.dumps({"pair": pair, "prompt": "a", "first": first, "second": "c", "model": "m", "choice": choice,
-                       "labeller": "human"}) + "\n"
+    return json.dumps({"pair": pair, "seed": 0, "prompt": "a", "first": first, "second": "c", "model": "m",
+                       "choice": choice, "labeller": "human"}) + "\n"
 
 
 @pytest.mark.parametrize("setup, argv, message", [

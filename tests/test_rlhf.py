@@ -103,7 +103,7 @@ def test_a_resumed_run_is_the_uninterrupted_run(tiny_gpt, tokenizer, tmp_path):
     straight = run(tiny_gpt, tokenizer, tmp_path / "straight", {"rlhf.updates": 4})
     run(tiny_gpt, tokenizer, tmp_path / "cut", {"rlhf.updates": 2})
     saved = load_checkpoint(tmp_path / "cut")
-    resumed = run(tiny_gpt, tokenizer, tmp_path / "cut", {"rlhf.updates": 4}, resume=tmp_path / "cut")
+    resumed = run(tiny_gpt, tokenizer, tmp_path / "cut", {"rlhf.updates": 4}, resume=saved)
     assert saved["update"] == 2 and saved["kind"] == "rlhf"
     assert [h["update"] for h in resumed["history"]] == [3, 4]
     for a, b in zip(straight["history"][2:], resumed["history"]):

@@ -73,8 +73,8 @@ class Progress:
 
 def train(env_name, config, run_dir, resume=None, init=None, live=None, on_update=None):
     """Trains a policy on `env_name` with `config` (see puffer.config), writing
-    config.json, metrics.jsonl and checkpoint.pt into `run_dir`. `resume`: a
-    checkpoint (or run directory) to continue from. `init`: weights to start
+    config.json, metrics.jsonl and checkpoint.pt into `run_dir`. `resume`: the
+    checkpoint to continue from, as load_checkpoint read it (to the CPU). `init`: weights to start
     from (a pretrained language model or a PPO checkpoint); with
     train.kl_coef > 0 a frozen copy of them anchors the policy by a KL
     penalty in the reward, as in RL fine-tuning of language models.
@@ -164,15 +164,15 @@ def set_up(env, config, args, device, distributed, resume, init):
     optimizer = torch.optim.Adam([flatten_parameters(policy)], lr=args.learning_rate, eps=1e-5, fused=True)
     progress = Progress()
     if resume is not None:
-        # Loaded to the CPU: torch.set_rng_state takes a CPU tensor, and
+        # Read to the CPU: torch.set_rng_state takes a CPU tensor, and
         # load_state_dict copies the weights to the policy's device.
-        saved = load_checkpoint(resume, "cpu")
+        saved = resume
         policy.load_state_dict(saved["policy"])
         optimizer.load_state_dict(saved["optimizer"])
         if reference is not None:
             if saved.get("reference") is None:
-                raise ValueError(f"{resume} holds no KL reference (train.kl_coef was 0 when it was saved): "
-                                 "resume it with --train.kl_coef 0, or start a new run with --init")
+                raise ValueError("the checkpoint to resume holds no KL reference (train.kl_coef was 0 when it "
+                                 "was saved): resume it with --train.kl_coef 0, or start a new run with --init")
             reference.load_state_dict(saved["reference"])
         progress = Progress(saved["global_step"], saved["update"], saved["wall_time"])
         if distributed.is_main:  # its random state goes on; the others' noise must stay their own

@@ -22,6 +22,12 @@ def build_model(config, vocab_size):
                n_embd=policy["hidden_size"], dropout=config["pretrain"]["dropout"])
 
 
+def with_architecture_of(config, saved):
+    """`config` with the [policy] and [env] sections that rebuild (build_model)
+    the GPT of the checkpoint `saved`."""
+    return {**config, "policy": saved["config"]["policy"], "env": saved["config"]["env"]}
+
+
 def get_batch(tokens, batch_size, block_size, rng):
     """Random windows: inputs [B, T] and the next characters as targets."""
     starts = rng.integers(0, len(tokens) - block_size - 1, batch_size)

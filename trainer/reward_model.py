@@ -17,7 +17,7 @@ from puffer import preferences
 from puffer.config import as_namespace
 from puffer.tokenizer import CharTokenizer
 from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from puffer.trainer.pretrain import build_model, language_model
+from puffer.trainer.pretrain import build_model, language_model, with_architecture_of
 
 # A comparison's choice as the probability that "first" is preferred.
 TARGETS = {"first": 1.0, "second": 0.0, "tie": 0.5}
@@ -37,7 +37,7 @@ class RewardModel(nn.Module):
 
     def forward(self, idx, lengths):
         """Right-padded token ids [B, T] and each row's length [B] -> rewards [B]."""
-        last = self.gpt.hidden(idx)[torch.arange(len(idx)), lengths - 1]
+        last = self.gpt.hidden(idx)[torch.arange(len(idx), device=idx.device), lengths - 1]
         return self.head(last).squeeze(-1)
 
 
@@ -110,7 +110,7 @@ def initial_model(config, init, vocab_size):
         return RewardModel(build_model(config, vocab_size)), config
     saved = load_checkpoint(init)
     gpt, _ = language_model(saved, init)
-    return RewardModel(gpt), {**config, "policy": saved["config"]["policy"], "env": saved["config"]["env"]}
+    return RewardModel(gpt), with_architecture_of(config, saved)
 
 
 @torch.no_grad()

@@ -34,7 +34,8 @@ from puffer.models.gpt import GPTPolicy, KVCache
 from puffer.tokenizer import load_corpus_tokens
 from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from puffer.trainer.dashboard import Dashboard
-from puffer.trainer.pretrain import language_model
+from puffer.trainer.device import seed_and_device
+from puffer.trainer.pretrain import language_model, with_architecture_of
 
 SECTIONS = {
     "progress": ["global_step", "update", "wall_time", "sps"],
@@ -90,9 +91,9 @@ def collect(policy, prompts, gen_len):
     step each: the texts [B, P + gen_len] and each written character's
     log-prob and value [B, gen_len]."""
     batch, prompt_len = prompts.shape
-    texts = torch.empty(batch, prompt_len + gen_len, dtype=torch.long)
+    texts = torch.empty(batch, prompt_len + gen_len, dtype=torch.long, device=prompts.device)
     texts[:, :prompt_len] = prompts
-    logprobs, values = torch.empty(batch, gen_len), torch.empty(batch, gen_len)
+    logprobs, values = (torch.empty(batch, gen_len, device=prompts.device) for _ in range(2))
     cache = KVCache(policy.gpt, batch)
     hidden = policy.gpt.hidden(prompts, cache)[:, -1]
     for t in range(gen_len):
@@ -126,7 +127,7 @@ def character_logprobs(gpt, texts, prompt_len):
 def reward_scores(reward_model, texts):
     """The reward model's score [B] of whole texts (its last block_size characters)."""
     window = texts[:, -reward_model.gpt.block_size:]
-    return reward_model(window, torch.full((len(texts),), window.shape[1]))
+    return reward_model(window, torch.full((len(texts),), window.shape[1], device=texts.device))
 
 
 def kl_rewards(logprobs, ref_logprobs, scores, kl_coef):
@@ -141,7 +142,7 @@ def gae(rewards, values, gae_lambda, gamma=1.0):
     """Advantages and returns [B, G] of episodes that end after their last
     character (nothing to bootstrap)."""
     advantages = torch.zeros_like(rewards)
-    last, next_value = torch.zeros(len(rewards)), torch.zeros(len(rewards))
+    last, next_value = torch.zeros_like(rewards[:, 0]), torch.zeros_like(rewards[:, 0])
     for t in reversed(range(rewards.shape[1])):
         delta = rewards[:, t] + gamma * next_value - values[:, t]
         last = delta + gamma * gae_lambda * last
@@ -205,36 +206,38 @@ def train_rlhf(config, run_dir, init, reward_model, reward_tokenizer=None, rewar
     module: ids [B, T], lengths [B] -> scores [B]; from `reward_model_path`,
     which the checkpoint records) for rlhf.updates updates, writing
     config.json, metrics.jsonl and checkpoint.pt into `run_dir`; `resume`: a
-    checkpoint of this run to go on from. Returns a summary."""
+    checkpoint of this run to go on from, as load_checkpoint read it. Returns a summary."""
     args = as_namespace(config).rlhf
     train_args = config["train"]
     reward_model_path = None if reward_model_path is None else str(reward_model_path)
-    torch.set_num_threads(train_args["torch_threads"])
     judge = get_judge(args.judge)
     init_saved = load_checkpoint(init)
     reference, tokenizer = language_model(init_saved, init)
     check_rlhf_args(args, reference, reward_tokenizer, tokenizer)
-    reference.requires_grad_(False)
-    reward_model.eval().requires_grad_(False)
-    torch.manual_seed(train_args["seed"])  # the value head's initial weights, then the samples
+    # train.device: the CUDA path (prompts copied in, texts and scores kept
+    # there, decoded on the CPU for the judge) has not run on a GPU yet.
+    device = seed_and_device(as_namespace(config).train)  # the value head's initial weights, then the samples
+    reference.to(device).requires_grad_(False)
+    reward_model.to(device).eval().requires_grad_(False)
     # Eval mode throughout: dropout would make the ratio of the first epoch differ from 1.
-    policy = policy_from_language_model(reference).eval()
+    policy = policy_from_language_model(reference).to(device).eval()
     optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, eps=1e-5)
     _, train_tokens, _ = load_corpus_tokens()
     rng = np.random.default_rng(train_args["seed"])
     moments, kl_coef, start_update = RunningMoments(), args.kl_coef, 0
-    init_config = init_saved["config"]
-    config = {**config, "policy": init_config["policy"], "env": init_config["env"]}  # rebuilds this GPT
+    config = with_architecture_of(config, init_saved)
     if resume is not None:
-        saved = load_checkpoint(resume)
+        saved = resume
         if saved.get("kind") != "rlhf":
-            raise ValueError(f"{resume} is not a checkpoint of puffer train text --reward-model")
+            raise ValueError("the checkpoint to resume is not one of puffer train text --reward-model")
         policy.load_state_dict(saved["policy"])
         optimizer.load_state_dict(saved["optimizer"])
         moments.load_state_dict(saved["moments"])
         kl_coef, start_update = saved["kl_coef"], saved["update"]
         rng.bit_generator.state = saved["numpy_rng"]
         torch.set_rng_state(saved["torch_rng"])
+        if device.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps({"algo": "rlhf", "init": str(init),
@@ -251,11 +254,12 @@ def train_rlhf(config, run_dir, init, reward_model, reward_tokenizer=None, rewar
                                "reward_model": reward_model_path,
                                "policy": policy.state_dict(), "optimizer": optimizer.state_dict(),
                                "moments": moments.state_dict(), "kl_coef": kl_coef, "update": update_index,
-                               "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
+                               "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                               "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
 
     try:
         for update_index in range(start_update, args.updates):
-            prompts = sample_prompts(train_tokens, args.batch_size, args.prompt_len, rng)
+            prompts = sample_prompts(train_tokens, args.batch_size, args.prompt_len, rng).to(device)
             texts, logprobs, values = collect(policy, prompts, args.gen_len)
             with torch.no_grad():
                 ref_logprobs = character_logprobs(reference, texts, args.prompt_len)
@@ -288,7 +292,7 @@ def train_rlhf(config, run_dir, init, reward_model, reward_tokenizer=None, rewar
 
 def decode_pairs(tokenizer, texts, prompt_len):
     """(prompt, continuation) strings of texts [B, P + G]."""
-    return [(tokenizer.decode(row[:prompt_len]), tokenizer.decode(row[prompt_len:])) for row in texts.numpy()]
+    return [(tokenizer.decode(row[:prompt_len]), tokenizer.decode(row[prompt_len:])) for row in texts.cpu().numpy()]
 
 
 @torch.no_grad()
