@@ -149,7 +149,8 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None, on_updat
 def set_up(env, config, args, device, distributed, resume, init):
     """What training starts from: the policy (from `init`, or `resume`) with
     its parameters in one flat tensor, its frozen KL reference, the optimizer
-    and the progress to go on from."""
+    and the progress to go on from. `resume` is a checkpoint read to the CPU
+    (torch.set_rng_state takes a CPU tensor)."""
     check_rollout_memory(env, env.num_envs * args.horizon)
     policy = make_policy(config["policy"], env.single_observation_space, env.single_action_space).to(device)
     if args.num_minibatches > env.num_envs or env.num_envs % args.num_minibatches:
@@ -164,21 +165,18 @@ def set_up(env, config, args, device, distributed, resume, init):
     optimizer = torch.optim.Adam([flatten_parameters(policy)], lr=args.learning_rate, eps=1e-5, fused=True)
     progress = Progress()
     if resume is not None:
-        # Read to the CPU: torch.set_rng_state takes a CPU tensor, and
-        # load_state_dict copies the weights to the policy's device.
-        saved = resume
-        policy.load_state_dict(saved["policy"])
-        optimizer.load_state_dict(saved["optimizer"])
+        policy.load_state_dict(resume["policy"])
+        optimizer.load_state_dict(resume["optimizer"])
         if reference is not None:
-            if saved.get("reference") is None:
+            if resume.get("reference") is None:
                 raise ValueError("the checkpoint to resume holds no KL reference (train.kl_coef was 0 when it "
                                  "was saved): resume it with --train.kl_coef 0, or start a new run with --init")
-            reference.load_state_dict(saved["reference"])
-        progress = Progress(saved["global_step"], saved["update"], saved["wall_time"])
+            reference.load_state_dict(resume["reference"])
+        progress = Progress(resume["global_step"], resume["update"], resume["wall_time"])
         if distributed.is_main:  # its random state goes on; the others' noise must stay their own
-            torch.set_rng_state(saved["torch_rng"])
-            if device.type == "cuda" and saved.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(saved["cuda_rng"], device)
+            torch.set_rng_state(resume["torch_rng"])
+            if device.type == "cuda" and resume.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(resume["cuda_rng"], device)
         else:
             torch.manual_seed((args.seed + progress.update) * distributed.world_size + distributed.rank)
     distributed.broadcast(optimizer.param_groups[0]["params"][0].data)  # the same start everywhere

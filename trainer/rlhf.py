@@ -227,17 +227,16 @@ def train_rlhf(config, run_dir, init, reward_model, reward_tokenizer=None, rewar
     moments, kl_coef, start_update = RunningMoments(), args.kl_coef, 0
     config = with_architecture_of(config, init_saved)
     if resume is not None:
-        saved = resume
-        if saved.get("kind") != "rlhf":
+        if resume.get("kind") != "rlhf":
             raise ValueError("the checkpoint to resume is not one of puffer train text --reward-model")
-        policy.load_state_dict(saved["policy"])
-        optimizer.load_state_dict(saved["optimizer"])
-        moments.load_state_dict(saved["moments"])
-        kl_coef, start_update = saved["kl_coef"], saved["update"]
-        rng.bit_generator.state = saved["numpy_rng"]
-        torch.set_rng_state(saved["torch_rng"])
-        if device.type == "cuda" and saved.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        policy.load_state_dict(resume["policy"])
+        optimizer.load_state_dict(resume["optimizer"])
+        moments.load_state_dict(resume["moments"])
+        kl_coef, start_update = resume["kl_coef"], resume["update"]
+        rng.bit_generator.state = resume["numpy_rng"]
+        torch.set_rng_state(resume["torch_rng"])
+        if device.type == "cuda" and resume.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(resume["cuda_rng"], device)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps({"algo": "rlhf", "init": str(init),
