@@ -161,7 +161,8 @@ def train_rm(args, overrides):
     summary = train_reward_model(config, args.prefs, run_dir, init=args.init)
     print(f"\ntrained a reward model on {summary['train_comparisons']} comparisons in {summary['seconds']:.1f} s: "
           f"held-out accuracy {format_accuracy(summary['accuracy'])} on {summary['holdout_comparisons']}")
-    print(f"  checkpoint: {summary['checkpoint']}")
+    print(f"  checkpoint: {summary['checkpoint']} (epoch {summary['epoch']} of {summary['epochs']}, "
+          "the lowest held-out loss)")
 
 
 def resumed_config(saved, overrides):

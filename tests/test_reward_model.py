@@ -13,6 +13,7 @@ import torch
 from puffer.cli import main
 from puffer.config import load_config
 from puffer.tokenizer import CharTokenizer, load_corpus_tokens
+from puffer.trainer.checkpoint import load_checkpoint
 from puffer.trainer.reward_model import (RewardModel, encode, initial_model, load_reward_model,
                                          preference_loss, score, train_reward_model, win_probability)
 from tiny_gpt import TINY
@@ -68,7 +69,10 @@ def test_the_reward_model_learns_a_planted_preference(trained):
     assert summary["accuracy"] > 0.95
     assert summary["holdout_comparisons"] == 60 and summary["train_comparisons"] == 240  # split by pair
     metrics = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
-    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4] and metrics[-1]["holdout_accuracy"] == summary["accuracy"]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
+    kept = min(metrics, key=lambda m: m["holdout_loss"])  # early stopping on the held-out loss
+    assert summary["epoch"] == kept["epoch"] and summary["accuracy"] == kept["holdout_accuracy"]
+    assert load_checkpoint(run_dir)["epoch"] == kept["epoch"]
     assert sum("accuracy" in line for line in lines) == 4
 
 
@@ -92,7 +96,8 @@ def test_long_texts_keep_their_last_block_size_tokens():
     assert idx.shape == (2, 16) and lengths.tolist() == [16, 5]
     assert tokenizer.decode(idx[0].numpy()) == long_text[-16:]
     # Only the last 16 characters matter to the reward; the start can be anything.
-    assert score(model, tokenizer, [long_text, "x" * 30 + long_text[-16:]]).unique().numel() == 1
+    # (Rows of one batch may differ in the last bits: the matmul kernels tile by row.)
+    torch.testing.assert_close(*score(model, tokenizer, [long_text, "x" * 30 + long_text[-16:]]))
     assert not torch.equal(*score(model, tokenizer, [long_text, long_text + "!"]))
 
 
@@ -115,7 +120,6 @@ def test_cli_trains_from_a_pretrained_model_and_prints_the_accuracy(prefs, pretr
     out = capsys.readouterr().out
     assert re.search(r"held-out accuracy \d+\.\d%", out) and f"checkpoint: {run_dir / 'checkpoint.pt'}" in out
     assert (run_dir / "checkpoint.pt").is_file()
-    from puffer.trainer.checkpoint import load_checkpoint
     saved = load_checkpoint(run_dir)
     assert saved["kind"] == "reward_model" and saved["init"] == pretrained and 0 <= saved["accuracy"] <= 1
 

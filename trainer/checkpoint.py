@@ -47,6 +47,21 @@ def load_checkpoint(path, device="cpu", env_name=None):
     return saved
 
 
+def rng_state(device):
+    """torch's random state, and the GPU's when training there: what a
+    checkpoint keeps so that a resumed run draws the same noise."""
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def restore_rng(saved, device):
+    """The random state rng_state put into the checkpoint `saved` (read to the
+    CPU: torch.set_rng_state takes a CPU tensor)."""
+    torch.set_rng_state(saved["torch_rng"])
+    if device.type == "cuda" and saved.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng"], device)
+
+
 def load_policy(saved, env, device="cpu"):
     """The PPO policy of the checkpoint `saved`, for `env`'s spaces, in eval mode."""
     if "policy" not in saved:

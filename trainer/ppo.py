@@ -44,7 +44,7 @@ import torch
 import puffer
 from puffer.config import as_namespace
 from puffer.models import make_policy
-from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng, rng_state, save_checkpoint
 from puffer.trainer.dashboard import Dashboard
 from puffer.trainer.device import seed_and_device
 from puffer.trainer.distributed import Distributed
@@ -149,8 +149,7 @@ def train(env_name, config, run_dir, resume=None, init=None, live=None, on_updat
 def set_up(env, config, args, device, distributed, resume, init):
     """What training starts from: the policy (from `init`, or `resume`) with
     its parameters in one flat tensor, its frozen KL reference, the optimizer
-    and the progress to go on from. `resume` is a checkpoint read to the CPU
-    (torch.set_rng_state takes a CPU tensor)."""
+    and the progress to go on from. `resume` is a checkpoint read to the CPU."""
     check_rollout_memory(env, env.num_envs * args.horizon)
     policy = make_policy(config["policy"], env.single_observation_space, env.single_action_space).to(device)
     if args.num_minibatches > env.num_envs or env.num_envs % args.num_minibatches:
@@ -174,9 +173,7 @@ def set_up(env, config, args, device, distributed, resume, init):
             reference.load_state_dict(resume["reference"])
         progress = Progress(resume["global_step"], resume["update"], resume["wall_time"])
         if distributed.is_main:  # its random state goes on; the others' noise must stay their own
-            torch.set_rng_state(resume["torch_rng"])
-            if device.type == "cuda" and resume.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(resume["cuda_rng"], device)
+            restore_rng(resume, device)
         else:
             torch.manual_seed((args.seed + progress.update) * distributed.world_size + distributed.rank)
     distributed.broadcast(optimizer.param_groups[0]["params"][0].data)  # the same start everywhere
@@ -490,7 +487,6 @@ def save(run_dir, policy, reference, optimizer, env_name, config, progress):
         "env_name": env_name, "config": config, "policy": policy.state_dict(),
         "reference": None if reference is None else reference.state_dict(),
         "optimizer": optimizer.state_dict(), "global_step": progress.global_step, "update": progress.update,
-        "wall_time": progress.wall_time, "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "wall_time": progress.wall_time, **rng_state(device),
     })
     return path

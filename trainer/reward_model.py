@@ -141,8 +141,9 @@ def rewards(model, data, batch):
 
 def train_reward_model(config, prefs, run_dir, init=None, print_fn=print):
     """Trains on the preference file `prefs`, writing config.json,
-    metrics.jsonl and checkpoint.pt into `run_dir`; returns a summary with the
-    held-out accuracy and the checkpoint path."""
+    metrics.jsonl and checkpoint.pt (the epoch of the lowest held-out loss)
+    into `run_dir`; returns a summary with that epoch, its held-out accuracy
+    and the checkpoint path."""
     args = as_namespace(config).reward_model
     if args.epochs < 1 or args.batch_size < 1 or not 0 < args.holdout < 1:
         raise ValueError("reward_model.epochs and reward_model.batch_size must be at least 1, "
@@ -166,7 +167,9 @@ def train_reward_model(config, prefs, run_dir, init=None, print_fn=print):
     print_fn(f"reward model of {sum(p.numel() for p in model.parameters()):,} parameters; "
              f"{len(train_idx)} training and {len(held_idx)} held-out comparisons")
     rng = np.random.default_rng(args.seed)
-    path, start, accuracy = run_dir / CHECKPOINT_NAME, time.perf_counter(), None
+    # Early stopping: the checkpoint holds the epoch of the lowest held-out
+    # loss, since a few thousand pairs are memorised within a few epochs.
+    path, start, best = run_dir / CHECKPOINT_NAME, time.perf_counter(), None
     with open(run_dir / "metrics.jsonl", "a") as metrics:
         for epoch in range(1, args.epochs + 1):
             train_losses = []
@@ -184,9 +187,12 @@ def train_reward_model(config, prefs, run_dir, init=None, print_fn=print):
             metrics.flush()
             print_fn(f"epoch {epoch}: train loss {line['train_loss']:.4f}, held-out loss {held_loss:.4f}, "
                      f"accuracy {format_accuracy(accuracy)}")
-            save_checkpoint(path, {"kind": "reward_model", "config": config, "model": model.state_dict(),
-                                   "vocab": tokenizer.chars, "accuracy": accuracy, "init": init, "epoch": epoch})
-    return {"accuracy": accuracy, "checkpoint": str(path), "seconds": time.perf_counter() - start,
+            if best is None or held_loss < best["holdout_loss"]:
+                best = line
+                save_checkpoint(path, {"kind": "reward_model", "config": config, "model": model.state_dict(),
+                                       "vocab": tokenizer.chars, "accuracy": accuracy, "init": init, "epoch": epoch})
+    return {"accuracy": best["holdout_accuracy"], "epoch": best["epoch"], "epochs": args.epochs,
+            "checkpoint": str(path), "seconds": time.perf_counter() - start,
             "train_comparisons": len(train_idx), "holdout_comparisons": len(held_idx)}
 
 

@@ -32,7 +32,7 @@ from puffer.config import as_namespace
 from puffer.judges import get_judge
 from puffer.models.gpt import GPTPolicy, KVCache
 from puffer.tokenizer import load_corpus_tokens
-from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from puffer.trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng, rng_state, save_checkpoint
 from puffer.trainer.dashboard import Dashboard
 from puffer.trainer.device import seed_and_device
 from puffer.trainer.pretrain import language_model, with_architecture_of
@@ -234,9 +234,7 @@ def train_rlhf(config, run_dir, init, reward_model, reward_tokenizer=None, rewar
         moments.load_state_dict(resume["moments"])
         kl_coef, start_update = resume["kl_coef"], resume["update"]
         rng.bit_generator.state = resume["numpy_rng"]
-        torch.set_rng_state(resume["torch_rng"])
-        if device.type == "cuda" and resume.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(resume["cuda_rng"], device)
+        restore_rng(resume, device)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps({"algo": "rlhf", "init": str(init),
@@ -253,8 +251,7 @@ def train_rlhf(config, run_dir, init, reward_model, reward_tokenizer=None, rewar
                                "reward_model": reward_model_path,
                                "policy": policy.state_dict(), "optimizer": optimizer.state_dict(),
                                "moments": moments.state_dict(), "kl_coef": kl_coef, "update": update_index,
-                               "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                               "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
+                               "numpy_rng": rng.bit_generator.state, **rng_state(device)})
 
     try:
         for update_index in range(start_update, args.updates):
