@@ -21,10 +21,17 @@ TRAIN = [sys.executable, "-m", "puffer.cli", "train", "light_button", "--train.t
          "--vec.num_envs", "16", "--train.checkpoint_interval", "1"]
 
 
+def default_sigint():
+    # A shell without job control starts background jobs with SIGINT ignored, and
+    # children inherit that; a terminal's foreground job, which this plays, has it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(run_dir, *args, total_steps=10_000_000):
     return subprocess.Popen([*TRAIN, "--run-dir", str(run_dir), "--total-steps", str(total_steps), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # its own process group, as a terminal's job
+                            start_new_session=True,  # its own process group, as a terminal's job
+                            preexec_fn=default_sigint)
 
 
 def wait_for(predicate, process, timeout=60):
